@@ -1,0 +1,1 @@
+"""Evaluation: retrieval metrics on BEIR datasets and on PDF question sets."""

@@ -1,0 +1,59 @@
+"""BM25 over chunk texts with bm25s: English stop words and Snowball stemming."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+def tokenize(texts: list[str]) -> list[list[str]]:
+    return bm25s.tokenize(
+        texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False
+    )
+
+
+def build(texts: list[str]) -> bm25s.BM25:
+    retriever = bm25s.BM25()
+    retriever.index(tokenize(texts), show_progress=False)
+    return retriever
+
+
+def save(retriever: bm25s.BM25, directory: Path) -> None:
+    retriever.save(str(directory), show_progress=False)
+
+
+def load(directory: Path) -> bm25s.BM25:
+    return bm25s.BM25.load(str(directory), mmap=False)
+
+
+def search(
+    retriever: bm25s.BM25,
+    queries: list[str],
+    k: int,
+    n_rows: int,
+    allowed_rows: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, rows) of shape (len(queries), k'); rows with zero score are dropped as -1."""
+    k = min(k, n_rows)
+    if k == 0:
+        empty = np.zeros((len(queries), 0))
+        return empty.astype(np.float32), empty.astype(np.int64)
+    mask = None
+    if allowed_rows is not None:
+        mask = np.zeros(n_rows, dtype=np.float32)
+        mask[allowed_rows] = 1.0
+    tokens = [t if t else ["\x00"] for t in tokenize(queries)]
+    rows, scores = retriever.retrieve(
+        tokens, k=k, show_progress=False, weight_mask=mask, n_threads=0
+    )
+    rows = np.where(scores > 0, rows, -1)
+    return scores.astype(np.float32), rows.astype(np.int64)

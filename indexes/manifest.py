@@ -1,0 +1,48 @@
+"""The manifest: what a generation was built with, so that readers and writers agree."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Manifest:
+    """Settings an index is built with; stored as `manifest.json` in every generation.
+
+    Args:
+        model: the embedding model as the user named it (a local directory or a hub id).
+        dimension: length of each embedding vector.
+        normalized: vectors are L2-normalised, so inner product is cosine similarity.
+        index_type: the FAISS factory string asked for, or "auto" to choose by corpus size.
+        index_factory: the FAISS factory string actually built for this generation.
+        chunk_size: chunk length in tokens of the embedding model's tokenizer.
+        chunk_overlap: tokens shared by consecutive chunks of one document.
+    """
+
+    model: str
+    dimension: int
+    chunk_size: int
+    chunk_overlap: int
+    normalized: bool = True
+    index_type: str = "auto"
+    index_factory: str = "Flat"
+    generation: int = 0
+    format_version: int = FORMAT_VERSION
+    extra: dict = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Manifest:
+        data = json.loads(path.read_text())
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{path}: index format {data.get('format_version')} is not supported "
+                f"(this ragstack reads format {FORMAT_VERSION}); re-ingest into a new index"
+            )
+        return cls(**data)

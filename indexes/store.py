@@ -1,0 +1,209 @@
+"""Generations on disk: writers publish a complete new generation atomically, readers never wait.
+
+Layout of an index directory:
+
+    CURRENT                   name of the published generation, replaced by an atomic rename
+    LOCK                      held (flock) by the one writer; the kernel frees it if that dies
+    generations/gen-000007/   manifest.json, records.sqlite, vectors.npy, dense.faiss, bm25/
+    staging/                  embeddings a crashed writer already computed, reused by the next
+
+A generation is never changed after it is published. A writer builds the next one in a
+temporary directory, fsyncs it, renames it into place and only then swaps CURRENT, so a crash
+at any moment leaves the previous generation as it was.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from indexes import bm25, dense
+from indexes.manifest import Manifest
+from indexes.records import ChunkRecord, DocumentRecord, RecordReader, write_records
+
+KEEP_GENERATIONS = 2  # the previous one stays for readers that opened it just before a swap
+
+
+class StoreError(Exception):
+    """The index cannot be used as asked (missing, unreadable, wrong settings)."""
+
+
+class IndexLocked(StoreError):
+    """Another process is writing to this index."""
+
+
+class Snapshot:
+    """One published generation, fully opened: later swaps or clean-ups do not affect it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.name = path.name
+        self.manifest = Manifest.load(path / "manifest.json")
+        self.records = RecordReader(path / "records.sqlite")
+        self.vectors: np.ndarray = np.load(path / "vectors.npy", mmap_mode="r")
+        self.n_chunks = len(self.vectors)
+        self.dense = dense.load(path / "dense.faiss") if self.n_chunks else None
+        self.bm25 = bm25.load(path / "bm25") if self.n_chunks else None
+
+    def documents(self) -> list[DocumentRecord]:
+        return self.records.documents()
+
+    def close(self) -> None:
+        self.records.close()
+
+
+class IndexStore:
+    """An index directory; `open()` for reading, `writer()` for the one writer at a time."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).expanduser()
+        self.generations = self.root / "generations"
+        self.staging = self.root / "staging"
+
+    def current_name(self) -> str | None:
+        try:
+            return (self.root / "CURRENT").read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def exists(self) -> bool:
+        return self.current_name() is not None
+
+    def open(self) -> Snapshot:
+        """Open the published generation; retries when a writer swaps it in between."""
+        for _ in range(5):
+            name = self.current_name()
+            if name is None:
+                raise StoreError(f"no index at {self.root}: run `rag ingest PATH --index {self.root}`")
+            try:
+                return Snapshot(self.generations / name)
+            except FileNotFoundError:
+                time.sleep(0.05)
+        raise StoreError(f"index at {self.root} keeps changing or is damaged: generation {name}")
+
+    @contextmanager
+    def writer(self) -> Iterator[Writer]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                raise IndexLocked(
+                    f"index {self.root} is locked: another process (pid {holder}) is writing to it; "
+                    "wait for it to finish and try again"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            writer = Writer(self)
+            try:
+                yield writer
+            finally:
+                writer.close()
+        finally:
+            os.close(fd)  # closing releases the flock
+
+
+class Writer:
+    """Holds the lock; `publish` writes the next generation and makes it current."""
+
+    def __init__(self, store: IndexStore):
+        self.store = store
+        store.generations.mkdir(parents=True, exist_ok=True)
+        self._remove_leftovers()
+        self.current: Snapshot | None = store.open() if store.exists() else None
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+
+    def publish(
+        self,
+        manifest: Manifest,
+        documents: Sequence[DocumentRecord],
+        chunks: Sequence[ChunkRecord],
+        vectors: np.ndarray,
+    ) -> Snapshot:
+        """Write a generation holding exactly these records; row i of `vectors` is chunk i."""
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        number = self._last_number() + 1
+        name = f"gen-{number:06d}"
+        tmp = self.store.generations / f".tmp-{name}"
+        tmp.mkdir()
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, manifest.dimension)
+        factory = manifest.index_type
+        if factory == "auto":
+            factory = dense.choose_factory(len(vectors), manifest.dimension)
+        manifest.index_factory = factory
+        manifest.generation = number
+        manifest.save(tmp / "manifest.json")
+        write_records(tmp / "records.sqlite", documents, chunks)
+        np.save(tmp / "vectors.npy", vectors)
+        if len(vectors):
+            dense.save(dense.build(vectors, factory), tmp / "dense.faiss")
+            bm25.save(bm25.build([c.text for c in chunks]), tmp / "bm25")
+        _fsync_tree(tmp)
+        final = self.store.generations / name
+        os.rename(tmp, final)
+        _fsync_dir(self.store.generations)
+        _atomic_write(self.store.root / "CURRENT", name + "\n")
+        self._collect_garbage(keep=name)
+        if self.current is not None:
+            self.current.close()
+        self.current = Snapshot(final)
+        return self.current
+
+    def _last_number(self) -> int:
+        numbers = [int(p.name[4:]) for p in self.store.generations.glob("gen-*")]
+        return max(numbers, default=0)
+
+    def _remove_leftovers(self) -> None:
+        """Remove what a crashed writer left: temporary and never-published generations."""
+        current = self.store.current_name()
+        for path in self.store.generations.iterdir():
+            unpublished = path.name.startswith("gen-") and current is not None and path.name > current
+            if path.name.startswith(".tmp-") or unpublished or (current is None and path.is_dir()):
+                shutil.rmtree(path, ignore_errors=True)
+
+    def _collect_garbage(self, keep: str) -> None:
+        published = sorted(p for p in self.store.generations.glob("gen-*") if p.name <= keep)
+        for path in published[:-KEEP_GENERATIONS]:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _, filenames in os.walk(root):
+        for filename in filenames:
+            fd = os.open(os.path.join(dirpath, filename), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(dirpath))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

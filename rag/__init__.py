@@ -1,0 +1,1 @@
+"""ragstack: PDFs in, cited answers out. `rag` is the pipeline: documents -> chunks -> retrieval."""

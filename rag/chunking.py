@@ -1,0 +1,105 @@
+"""Token-aware chunking: windows of the embedding model's own tokens, so nothing is truncated.
+
+A chunk keeps its document and the first and last page its text comes from. Its id is derived
+from the document, its position and its text, so the same input always gives the same ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Chunk:
+    chunk_id: str
+    doc: str
+    page_start: int  # 1-based
+    page_end: int
+    text: str
+
+    @property
+    def text_hash(self) -> str:
+        return text_hash(self.text)
+
+
+def text_hash(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+class Chunker:
+    """Split page texts into windows of `chunk_size` tokens overlapping by `overlap` tokens.
+
+    Args:
+        tokenizer: a Hugging Face fast tokenizer (offsets are needed to cut the original text).
+        chunk_size: tokens per chunk, special tokens excluded.
+        overlap: tokens repeated at the start of the next chunk.
+
+    Example:
+        >>> chunker = Chunker(embedder.tokenizer, chunk_size=200, overlap=32)
+        >>> chunker.split("report.pdf", ["page one text", "page two text"])
+    """
+
+    def __init__(self, tokenizer, chunk_size: int, overlap: int):
+        if chunk_size < 8:
+            raise ValueError(f"chunk size must be at least 8 tokens, got {chunk_size}")
+        if not 0 <= overlap < chunk_size // 2 + 1:
+            raise ValueError(f"overlap must be between 0 and half the chunk size, got {overlap}")
+        self.tokenizer = tokenizer
+        self.chunk_size = chunk_size
+        self.overlap = overlap
+
+    def split(self, doc: str, pages: list[str]) -> list[Chunk]:
+        if not pages:
+            return []
+        encoded = self.tokenizer(
+            pages, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+        )
+        page_of, starts, ends = [], [], []
+        for page_number, offsets in enumerate(encoded["offset_mapping"], start=1):
+            page_of += [page_number] * len(offsets)
+            starts += [s for s, _ in offsets]
+            ends += [e for _, e in offsets]
+        n = len(page_of)
+        page_of, starts, ends = np.array(page_of), np.array(starts), np.array(ends)
+        # a token starts a word when text separates it from the token before (not a ##piece)
+        word_start = np.ones(n, dtype=bool)
+        word_start[1:] = (starts[1:] != ends[:-1]) | (page_of[1:] != page_of[:-1])
+
+        chunks: list[Chunk] = []
+        begin = 0
+        while begin < n:
+            end = min(begin + self.chunk_size, n)
+            if end < n:
+                end = _back_to(word_start, end, floor=begin + self.chunk_size * 3 // 4)
+            text = self._text(pages, page_of, starts, ends, begin, end)
+            if text.strip():
+                first, last = int(page_of[begin]), int(page_of[end - 1])
+                chunk_id = hashlib.blake2b(
+                    f"{doc}\x00{len(chunks)}\x00{first}\x00{text}".encode(), digest_size=8
+                ).hexdigest()
+                chunks.append(Chunk(chunk_id, doc, first, last, text))
+            if end >= n:
+                break
+            next_begin = _back_to(word_start, end - self.overlap, floor=begin + 1)
+            begin = max(next_begin, begin + 1)
+        return chunks
+
+    @staticmethod
+    def _text(pages, page_of, starts, ends, begin: int, end: int) -> str:
+        parts = []
+        for page in range(int(page_of[begin]), int(page_of[end - 1]) + 1):
+            on_page = np.flatnonzero(page_of[begin:end] == page) + begin
+            if len(on_page):
+                parts.append(pages[page - 1][starts[on_page[0]] : ends[on_page[-1]]])
+        return "\n".join(parts)
+
+
+def _back_to(word_start: np.ndarray, position: int, floor: int) -> int:
+    """Move a cut back to the nearest word start, but not below `floor`."""
+    cut = position
+    while cut > floor and not word_start[cut]:
+        cut -= 1
+    return cut if cut > floor or word_start[cut] else position

