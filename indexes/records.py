@@ -119,6 +119,11 @@ class RecordReader:
         ).fetchall()
         return [ChunkRecord(*r) for r in rows]
 
+    def chunks_covering(self, doc: str, page: int) -> list[str]:
+        """Ids of the chunks of `doc` whose page span includes `page`."""
+        query = "SELECT chunk_id FROM chunks WHERE doc = ? AND page_start <= ? AND page_end >= ?"
+        return [r[0] for r in self._con.execute(query, (doc, page, page))]
+
     def rows_of_documents(self, names: Iterable[str]) -> list[int]:
         names = list(names)
         marks = ",".join("?" * len(names))

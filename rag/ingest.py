@@ -66,6 +66,9 @@ class IngestReport:
         return sum(f.status == status for f in self.files)
 
 
+EMBED_GROUP = 256  # chunks embedded together: many small documents still make full batches
+
+
 class ModelMismatch(StoreError):
     """The index was built with other embedding or chunking settings."""
 
@@ -168,7 +171,38 @@ def update_index(
         known = _known_vectors(current, store.staging, manifest.model)
         new_docs: dict[str, DocumentRecord] = {}
         new_chunks: list[Chunk] = []
-        new_vectors: list[np.ndarray] = []
+
+        pending: list[tuple[Source, list[str], list[Chunk]]] = []
+
+        def flush() -> None:
+            """Embed the pending documents' new chunks in one go: small sources batch well."""
+            nonlocal embedder
+            chunks = [c for _, _, cs in pending for c in cs]
+            todo_texts = {c.text_hash: c.text for c in chunks if c.text_hash not in known}
+            if todo_texts and embedder is None:
+                with timer("load model"):
+                    embedder = Embedder(manifest.model, batch_size=settings.embed_batch_size)
+            if embedder is not None:
+                _check_window(manifest, embedder)
+            with timer("embed"):
+                fresh = embedder.encode(list(todo_texts.values())) if todo_texts else []
+            known.update(zip(todo_texts, fresh, strict=True))
+            _stage(store.staging, pending[0][0].sha256, manifest.model, list(todo_texts), fresh)
+            report.chunks_embedded += len(todo_texts)
+            report.chunks_reused += len(chunks) - len(todo_texts)
+            if bars:
+                bars.advance(chunks_bar, len(todo_texts))
+            for source, pages, doc_chunks in pending:
+                new_docs[source.path] = DocumentRecord(
+                    source.name, source.path, source.sha256, source.size, len(pages), len(doc_chunks)
+                )
+                new_chunks.extend(doc_chunks)
+                status = "updated" if source.path in old_docs else "added"
+                report.files.append(
+                    FileResult(source.path, source.name, status, len(pages), len(doc_chunks))
+                )
+                report.pages += len(pages)
+            pending.clear()
 
         with _progress(progress) as bars:
             files_bar = bars.add_task("files", total=len(todo)) if bars else None
@@ -177,7 +211,7 @@ def update_index(
             for source, pages, chunks, error in _parsed(todo, chunker, timer):
                 if bars:
                     bars.advance(files_bar)
-                old = old_docs.get(source.path)
+                    bars.advance(pages_bar, len(pages))
                 if error is not None:
                     # a changed file that no longer parses keeps its previous version indexed
                     report.files.append(
@@ -185,37 +219,11 @@ def update_index(
                                    error_kind=error.kind)
                     )
                     continue
-                missing = [i for i, c in enumerate(chunks) if c.text_hash not in known]
-                if missing and embedder is None:
-                    with timer("load model"):
-                        embedder = Embedder(manifest.model, batch_size=settings.embed_batch_size)
-                if embedder is not None:
-                    _check_window(manifest, embedder)
-                vectors = np.zeros((len(chunks), manifest.dimension), dtype=np.float32)
-                for i, c in enumerate(chunks):
-                    if c.text_hash in known:
-                        vectors[i] = known[c.text_hash]
-                with timer("embed"):
-                    if missing:
-                        vectors[missing] = embedder.encode([chunks[i].text for i in missing])
-                _stage(store.staging, source.sha256, manifest.model, chunks, vectors)
-                for c, v in zip(chunks, vectors, strict=True):
-                    known[c.text_hash] = v
-                report.chunks_embedded += len(missing)
-                report.chunks_reused += len(chunks) - len(missing)
-                report.pages += len(pages)
-                if bars:
-                    bars.advance(pages_bar, len(pages))
-                    bars.advance(chunks_bar, len(missing))
-                new_docs[source.path] = DocumentRecord(
-                    source.name, source.path, source.sha256, source.size, len(pages), len(chunks)
-                )
-                new_chunks += chunks
-                new_vectors.append(vectors)
-                status = "updated" if old is not None else "added"
-                report.files.append(
-                    FileResult(source.path, source.name, status, len(pages), len(chunks))
-                )
+                pending.append((source, pages, chunks))
+                if sum(len(cs) for _, _, cs in pending) >= EMBED_GROUP:
+                    flush()
+            if pending:
+                flush()
 
         if not new_docs and not removed and not index_type_changed:
             report.generation = current.name if current else None
@@ -236,9 +244,8 @@ def update_index(
                 for c in new_chunks
             ]
             parts = [np.asarray(current.vectors[kept_rows])] if current is not None else []
-            vectors = np.concatenate(parts + new_vectors) if parts + new_vectors else np.zeros(
-                (0, manifest.dimension), dtype=np.float32
-            )
+            parts.append(np.array([known[c.text_hash] for c in new_chunks], dtype=np.float32))
+            vectors = np.concatenate([p.reshape(-1, manifest.dimension) for p in parts])
             documents = sorted(kept_docs + list(new_docs.values()), key=lambda d: d.name)
             snapshot = writer.publish(manifest, documents, chunk_records, vectors)
             report.generation = snapshot.name
@@ -341,12 +348,14 @@ def _known_vectors(current, staging: Path, model: str) -> dict[str, np.ndarray]:
     return known
 
 
-def _stage(staging: Path, sha256: str, model: str, chunks: list[Chunk], vectors: np.ndarray) -> None:
-    """Keep a file's embeddings until publishing, so a crashed run does not redo them."""
+def _stage(staging: Path, key: str, model: str, hashes: list[str], vectors) -> None:
+    """Keep fresh embeddings until publishing, so a crashed run does not compute them again."""
+    if not hashes:
+        return
     staging.mkdir(exist_ok=True)
-    tmp = staging / f"{sha256}.tmp.npz"
-    np.savez(tmp, model=model, hashes=np.array([c.text_hash for c in chunks]), vectors=vectors)
-    tmp.rename(staging / f"{sha256}.npz")
+    tmp = staging / f"{key}.tmp.npz"
+    np.savez(tmp, model=model, hashes=np.array(hashes), vectors=np.asarray(vectors))
+    tmp.rename(staging / f"{key}.npz")
 
 
 def _clear_staging(staging: Path) -> None:

@@ -1,0 +1,147 @@
+"""Ingest throughput, end to end, against LlamaIndex's pipeline on the same PDFs.
+
+Each pipeline runs in its own process so that peak memory (max RSS) is its own:
+  ragstack            pypdfium2 -> token chunks (MiniLM tokenizer) -> MiniLM -> generation on disk
+  llamaindex-equal    SimpleDirectoryReader (pypdf) -> SentenceSplitter(same size/overlap, MiniLM
+                      tokenizer) -> HuggingFaceEmbedding(same MiniLM dir) -> FaissVectorStore
+  llamaindex-default  the same with LlamaIndex's defaults (1024-token nodes, 20 overlap,
+                      tiktoken counting; MiniLM silently truncates each node to 256 tokens)
+
+    python bench/ingest.py [--pdfs DIR] [--limit 10] [--all-ragstack]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DEFAULT_PDFS = ROOT.parent / "shared" / "data" / "financebench" / "pdfs"
+CHUNK, OVERLAP = 200, 32
+
+
+def run_ragstack(pdfs: Path) -> dict:
+    from rag.ingest import ingest
+    from rag.settings import Settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        report = ingest([pdfs], Settings(index=Path(tmp) / "index", chunk_size=CHUNK,
+                                         chunk_overlap=OVERLAP), progress=False)
+        total = time.perf_counter() - start
+    chunks = report.chunks_embedded + report.chunks_reused
+    return {"seconds": total, "pages": report.pages, "chunks": chunks,
+            "phases": report.seconds, "failed": [f.name for f in report.failed]}
+
+
+def run_llamaindex(pdfs: Path, defaults: bool) -> dict:
+    import faiss
+    from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex
+    from llama_index.core.node_parser import SentenceSplitter
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+    from llama_index.vector_stores.faiss import FaissVectorStore
+
+    from rag.embedding import resolve_model
+
+    model_dir = resolve_model("all-MiniLM-L6-v2")
+    phases = {}
+    start = time.perf_counter()
+    t = time.perf_counter()
+    documents = SimpleDirectoryReader(str(pdfs), required_exts=[".pdf"]).load_data(show_progress=False)
+    phases["parse"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if defaults:
+        splitter = SentenceSplitter()
+    else:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        splitter = SentenceSplitter(
+            chunk_size=CHUNK, chunk_overlap=OVERLAP,
+            tokenizer=lambda text: tokenizer.encode(text, add_special_tokens=False),
+        )
+    nodes = splitter.get_nodes_from_documents(documents)
+    phases["chunk"] = time.perf_counter() - t
+    t = time.perf_counter()
+    embed_model = HuggingFaceEmbedding(model_name=model_dir, device="cpu")
+    phases["load model"] = time.perf_counter() - t
+    t = time.perf_counter()
+    store = FaissVectorStore(faiss_index=faiss.IndexFlatL2(384))
+    VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(vector_store=store),
+                     embed_model=embed_model)
+    phases["embed + write"] = time.perf_counter() - t
+    return {"seconds": time.perf_counter() - start, "pages": len(documents), "chunks": len(nodes),
+            "phases": phases, "failed": []}
+
+
+def child(pipeline: str, pdfs: Path) -> None:
+    if pipeline == "ragstack":
+        result = run_ragstack(pdfs)
+    else:
+        result = run_llamaindex(pdfs, defaults=pipeline == "llamaindex-default")
+    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(result))
+
+
+def measure(pipeline: str, pdfs: Path) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--child", pipeline, "--pdfs", str(pdfs)],
+                          capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"{pipeline} failed:\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1][7:])
+
+
+def subset(pdfs: Path, limit: int) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="bench-pdfs-"))
+    for path in sorted(pdfs.glob("*.pdf"))[:limit]:
+        (folder / path.name).symlink_to(path.resolve())
+    return folder
+
+
+def main() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pdfs", type=Path, default=DEFAULT_PDFS)
+    parser.add_argument("--limit", type=int, default=10, help="PDFs in the side-by-side run")
+    parser.add_argument("--all-ragstack", action="store_true", help="also ragstack on every PDF")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child, args.pdfs)
+
+    console = Console()
+    few = subset(args.pdfs, args.limit)
+    runs = {}
+    if args.all_ragstack:
+        runs[f"ragstack, all {len(list(args.pdfs.glob('*.pdf')))} PDFs"] = measure("ragstack", args.pdfs)
+    for pipeline in ("ragstack", "llamaindex-equal", "llamaindex-default"):
+        console.print(f"running {pipeline} on {args.limit} PDFs ...")
+        runs[f"{pipeline}, {args.limit} PDFs"] = measure(pipeline, few)
+    table = Table("pipeline", "pages", "chunks", "seconds", "pages/s", "chunks/s", "peak MB", "phases (s)",
+                  title=f"ingest, chunk {CHUNK} / overlap {OVERLAP} tokens (defaults: 1024 / 20)")
+    for name, r in runs.items():
+        phases = ", ".join(f"{k} {v:.1f}" for k, v in r["phases"].items())
+        table.add_row(name, str(r["pages"]), str(r["chunks"]), f"{r['seconds']:.1f}",
+                      f"{r['pages'] / r['seconds']:.2f}", f"{r['chunks'] / r['seconds']:.1f}",
+                      f"{r['peak_mb']:.0f}", phases)
+    console.print(table)
+    ours = runs[f"ragstack, {args.limit} PDFs"]
+    for other in ("llamaindex-equal", "llamaindex-default"):
+        theirs = runs[f"{other}, {args.limit} PDFs"]
+        ratio = (ours["pages"] / ours["seconds"]) / (theirs["pages"] / theirs["seconds"])
+        console.print(f"ragstack vs {other}: {ratio:.2f}x pages/s")
+    print(json.dumps(runs))
+
+
+if __name__ == "__main__":
+    main()

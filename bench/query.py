@@ -1,0 +1,137 @@
+"""Search latency at 100k chunks: Flat vs HNSW32 vs LangChain's FAISS store, and hybrid search.
+
+Vectors are synthetic (clustered, normalised, 384-d like MiniLM) and texts are synthetic word
+salad: scale is what is measured. Hybrid search uses the real ragstack index and the real
+MiniLM query embedding, so its latency includes embedding the query.
+
+    python bench/query.py [--n 100000] [--queries 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from indexes import ChunkRecord, DocumentRecord, IndexStore, Manifest, dense  # noqa: E402
+from rag.chunking import text_hash  # noqa: E402
+from rag.embedding import Embedder  # noqa: E402
+from rag.retrieval import Retriever  # noqa: E402
+
+D = 384
+
+
+def clustered_vectors(n: int, rng: np.random.Generator, clusters: int = 1000) -> np.ndarray:
+    centres = rng.standard_normal((clusters, D)).astype(np.float32)
+    vectors = centres[rng.integers(0, clusters, n)] + 0.6 * rng.standard_normal((n, D)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def percentiles(seconds: list[float]) -> tuple[float, float]:
+    ms = np.array(seconds) * 1000
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+
+
+def time_each(fn, items) -> list[float]:
+    out = []
+    for item in items:
+        start = time.perf_counter()
+        fn(item)
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    console = Console()
+    vectors = clustered_vectors(args.n, rng)
+    queries = clustered_vectors(args.queries, rng)
+    rows: list[tuple] = []
+    build: dict[str, float] = {}
+
+    indexes = {}
+    for factory in ("Flat", "HNSW32"):
+        start = time.perf_counter()
+        index = dense.build(vectors, factory)
+        build[factory] = time.perf_counter() - start
+        dense._set_search_params(index)
+        indexes[factory] = index
+        one = time_each(lambda q, index=index: index.search(q[None], 10), queries)
+        start = time.perf_counter()
+        index.search(queries, 10)
+        batched = (time.perf_counter() - start) / len(queries) * 1000
+        rows.append((f"FAISS {factory}", *percentiles(one), batched))
+    _, exact = indexes["Flat"].search(queries, 10)
+    _, approx = indexes["HNSW32"].search(queries, 10)
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
+
+    from langchain_community.docstore.in_memory import InMemoryDocstore
+    from langchain_community.vectorstores import FAISS
+    from langchain_core.documents import Document
+    from langchain_core.embeddings import Embeddings
+
+    class Precomputed(Embeddings):
+        def embed_documents(self, texts):
+            raise NotImplementedError
+
+        def embed_query(self, text):
+            raise NotImplementedError
+
+    import faiss
+
+    flat = faiss.IndexFlatIP(D)
+    flat.add(vectors)
+    ids = [str(i) for i in range(args.n)]
+    store = FAISS(
+        embedding_function=Precomputed(), index=flat,
+        docstore=InMemoryDocstore({i: Document(page_content=f"chunk {i}") for i in ids}),
+        index_to_docstore_id=dict(enumerate(ids)),
+    )
+    one = time_each(lambda q: store.similarity_search_by_vector(q.tolist(), k=10), queries)
+    rows.append(("LangChain FAISS (IndexFlatIP)", *percentiles(one), float("nan")))
+
+    # hybrid through the real index: synthetic texts, real query embedding
+    words = np.array([f"w{i}" for i in range(20_000)])
+    texts = [" ".join(words[rng.integers(0, len(words), 60)]) for _ in range(args.n)]
+    with tempfile.TemporaryDirectory() as tmp:
+        with IndexStore(tmp).writer() as writer:
+            chunks = [ChunkRecord(f"c{i}", "synthetic.pdf", 1 + i // 10, 1 + i // 10, t, text_hash(t))
+                      for i, t in enumerate(texts)]
+            manifest = Manifest(model="sentence-transformers/all-MiniLM-L6-v2", dimension=D,
+                                chunk_size=200, chunk_overlap=32, index_type="HNSW32")
+            start = time.perf_counter()
+            writer.publish(manifest, [DocumentRecord("synthetic.pdf", "/synthetic.pdf", "0", 0,
+                                                     args.n // 10, args.n)], chunks, vectors)
+            build["ragstack generation (HNSW32 + BM25 + SQLite)"] = time.perf_counter() - start
+        retriever = Retriever(tmp, Embedder())
+        questions = [" ".join(words[rng.integers(0, len(words), 8)]) for _ in range(args.queries)]
+        retriever.search(questions[0])  # warm-up
+        for mode in ("dense", "bm25", "hybrid"):
+            one = time_each(lambda q, mode=mode: retriever.search(q, k=10, mode=mode), questions)
+            rows.append((f"ragstack {mode} (query embedding incl.)" if mode != "bm25"
+                         else "ragstack bm25", *percentiles(one), float("nan")))
+
+    table = Table("search, k=10", "p50 ms", "p99 ms", "batched ms/query",
+                  title=f"{args.n:,} chunks x {D}, {args.queries} queries")
+    for name, p50, p99, batched in rows:
+        table.add_row(name, f"{p50:.2f}", f"{p99:.2f}", "" if np.isnan(batched) else f"{batched:.3f}")
+    console.print(table)
+    console.print(f"HNSW32 (efSearch {dense.HNSW_EF_SEARCH}) recall@10 vs Flat: {recall:.3f}")
+    for name, seconds in build.items():
+        console.print(f"build {name}: {seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
