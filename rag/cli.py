@@ -22,7 +22,7 @@ app = typer.Typer(help="Ask questions over PDF collections.", no_args_is_help=Tr
 docs_app = typer.Typer(help="List and remove indexed documents.", no_args_is_help=True)
 app.add_typer(docs_app, name="docs")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 IndexOpt = Annotated[
     Path | None,
