@@ -100,4 +100,5 @@ def _settings_dict(settings: Settings, retriever: Retriever) -> dict:
         "chunk_size": manifest.chunk_size,
         "chunk_overlap": manifest.chunk_overlap,
         "index_factory": manifest.index_factory,
+        "embed_backend": manifest.embed_backend,
     }

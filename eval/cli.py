@@ -21,7 +21,9 @@ def cache_index(kind: str, name: str, settings: Settings) -> Path:
     """A reusable index per dataset and settings, so a second eval costs no embedding."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ragstack" / "eval"
     slug = settings.model.replace("/", "_")
-    return cache / f"{kind}-{name}-{slug}-c{settings.chunk_size}-o{settings.chunk_overlap}"
+    return cache / (
+        f"{kind}-{name}-{slug}-{settings.embed_backend}-c{settings.chunk_size}-o{settings.chunk_overlap}"
+    )
 
 
 def _modes(mode: str | None) -> list[str]:
@@ -40,6 +42,7 @@ def retrieval(
     index: Annotated[Path | None, typer.Option(help="Index directory (default: a cache)")] = None,
     model: Annotated[str | None, typer.Option(help="Embedding model")] = None,
     chunk_size: Annotated[int | None, typer.Option()] = None,
+    embed_backend: Annotated[str | None, typer.Option(help="torch or onnx-int8")] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/...)")] = None,
 ) -> None:
     """nDCG@10, Recall@{1,5,10,100} and MRR@10 on a BEIR dataset."""
@@ -47,7 +50,7 @@ def retrieval(
     from rag.cli import run_guarded
 
     modes = _modes(mode)
-    settings = run_guarded(lambda: load_settings(model=model, chunk_size=chunk_size))
+    settings = run_guarded(lambda: load_settings(model=model, chunk_size=chunk_size, embed_backend=embed_backend))
     settings.index = index or cache_index("beir", beir.resolve().name, settings)
     results = run_guarded(lambda: evaluate_beir(beir, split, modes, settings))
     directory = run_dir(out, "retrieval")
@@ -64,6 +67,7 @@ def pdfqa(
     index: Annotated[Path | None, typer.Option(help="Index directory (default: a cache)")] = None,
     model: Annotated[str | None, typer.Option(help="Embedding model")] = None,
     chunk_size: Annotated[int | None, typer.Option()] = None,
+    embed_backend: Annotated[str | None, typer.Option(help="torch or onnx-int8")] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/...)")] = None,
 ) -> None:
     """Page hit@{1,5,10} and page-level MRR@10 on PDF questions."""
@@ -71,7 +75,7 @@ def pdfqa(
     from rag.cli import run_guarded
 
     modes = _modes(mode)
-    settings = run_guarded(lambda: load_settings(model=model, chunk_size=chunk_size))
+    settings = run_guarded(lambda: load_settings(model=model, chunk_size=chunk_size, embed_backend=embed_backend))
     settings.index = index or cache_index("pdfqa", pdfs.resolve().name, settings)
     results = run_guarded(lambda: evaluate_pdfqa(qa_file, pdfs, modes, settings))
     directory = run_dir(out, "pdfqa")

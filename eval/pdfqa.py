@@ -84,6 +84,7 @@ def evaluate_pdfqa(
             "chunk_size": manifest.chunk_size,
             "chunk_overlap": manifest.chunk_overlap,
             "index_factory": manifest.index_factory,
+            "embed_backend": manifest.embed_backend,
         },
         "timings": {"ingest_s": ingest_seconds, "search_s": timings, "pages": report.pages},
         "per_question": [

@@ -19,6 +19,7 @@ class Manifest:
         normalized: vectors are L2-normalised, so inner product is cosine similarity.
         index_type: the FAISS factory string asked for, or "auto" to choose by corpus size.
         index_factory: the FAISS factory string actually built for this generation.
+        embed_backend: "torch" or "onnx-int8", the runtime that computed the vectors.
         chunk_size: chunk length in tokens of the embedding model's tokenizer.
         chunk_overlap: tokens shared by consecutive chunks of one document.
     """
@@ -28,6 +29,7 @@ class Manifest:
     chunk_size: int
     chunk_overlap: int
     normalized: bool = True
+    embed_backend: str = "torch"  # or "onnx-int8": vectors differ slightly, so never mixed
     index_type: str = "auto"
     index_factory: str = "Flat"
     generation: int = 0

@@ -56,6 +56,9 @@ def ingest(
     overlap: Annotated[int | None, typer.Option(help="Tokens shared by neighbouring chunks")] = None,
     index_type: Annotated[str | None, typer.Option(help="FAISS factory string, or auto")] = None,
     extractor: Annotated[str | None, typer.Option(help="pdfium (default), pypdf or pymupdf")] = None,
+    embed_backend: Annotated[
+        str | None, typer.Option(help="torch (default) or onnx-int8 (about 1.4x faster on CPU)")
+    ] = None,
     prune: Annotated[bool, typer.Option(help="Remove indexed files that are gone")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars")] = False,
 ) -> None:
@@ -64,7 +67,7 @@ def ingest(
 
     settings = run_guarded(lambda: load_settings(
         index=index, model=model, chunk_size=chunk_size, chunk_overlap=overlap,
-        index_type=index_type, extractor=extractor,
+        index_type=index_type, extractor=extractor, embed_backend=embed_backend,
     ))
     report = run_guarded(lambda: run_ingest(paths, settings, prune=prune, progress=not quiet))
     table = Table("file", "status", "pages", "chunks", "problem", title="ingest")

@@ -88,3 +88,21 @@ class Embedder:
             show_progress_bar=progress,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+BACKENDS = ("torch", "onnx-int8")
+
+
+def load_embedder(model: str, backend: str = "torch", batch_size: int = 64) -> Embedder:
+    """The embedder for a backend: `torch` (sentence-transformers) or `onnx-int8`."""
+    if backend == "torch":
+        return Embedder(model, batch_size=batch_size)
+    if backend == "onnx-int8":
+        try:
+            import onnxruntime  # noqa: F401
+
+            from rag.onnx_embedding import OnnxEmbedder
+        except ImportError as err:
+            raise ValueError("the onnx-int8 backend needs: pip install 'ragstack[onnx]'") from err
+        return OnnxEmbedder(model, batch_size=batch_size)
+    raise ValueError(f"unknown embedding backend {backend!r}; choose one of {', '.join(BACKENDS)}")

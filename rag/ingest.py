@@ -23,7 +23,7 @@ from indexes import DocumentRecord, IndexStore, Manifest, StoreError
 from indexes.records import ChunkRecord
 from rag.chunking import Chunk, Chunker
 from rag.documents import DocumentError, discover, extract_pages, file_sha256
-from rag.embedding import Embedder, load_tokenizer
+from rag.embedding import Embedder, load_embedder, load_tokenizer
 from rag.settings import Settings
 
 
@@ -181,7 +181,9 @@ def update_index(
             todo_texts = {c.text_hash: c.text for c in chunks if c.text_hash not in known}
             if todo_texts and embedder is None:
                 with timer("load model"):
-                    embedder = Embedder(manifest.model, batch_size=settings.embed_batch_size)
+                    embedder = load_embedder(
+                        manifest.model, manifest.embed_backend, settings.embed_batch_size
+                    )
             if embedder is not None:
                 _check_window(manifest, embedder)
             with timer("embed"):
@@ -264,6 +266,7 @@ def _manifest(previous: Manifest | None, settings: Settings) -> Manifest:
             chunk_size=settings.chunk_size,
             chunk_overlap=settings.chunk_overlap,
             index_type=settings.index_type,
+            embed_backend=settings.embed_backend,
         )
     how = (
         f"To re-index with other settings, ingest into a new index directory "
@@ -274,7 +277,7 @@ def _manifest(previous: Manifest | None, settings: Settings) -> Manifest:
             f"index {settings.index} was built with embedding model {previous.model!r}; "
             f"refusing to mix in {settings.model!r}. {how}"
         )
-    for key in ("chunk_size", "chunk_overlap"):
+    for key in ("chunk_size", "chunk_overlap", "embed_backend"):
         if key in asked and getattr(settings, key) != getattr(previous, key):
             raise ModelMismatch(
                 f"index {settings.index} was built with {key}={getattr(previous, key)}; "

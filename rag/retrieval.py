@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from indexes import IndexStore, Snapshot, bm25, dense
-from rag.embedding import Embedder
+from rag.embedding import Embedder, load_embedder
 
 Mode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
@@ -50,7 +50,8 @@ class Retriever:
         self.store = IndexStore(index)
         self._lock = threading.Lock()
         self._snapshot: Snapshot = self.store.open()
-        self.embedder = embedder or Embedder(self._snapshot.manifest.model)
+        manifest = self._snapshot.manifest
+        self.embedder = embedder or load_embedder(manifest.model, manifest.embed_backend)
         if self.embedder.name != self._snapshot.manifest.model:
             raise ValueError(
                 f"index was built with {self._snapshot.manifest.model!r}, "

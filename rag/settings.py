@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     chunk_size: int = Field(200, ge=8, description="tokens per chunk (MiniLM reads 254)")
     chunk_overlap: int = Field(32, ge=0)
     index_type: str = "auto"
+    embed_backend: Literal["torch", "onnx-int8"] = "torch"
     extractor: Literal["pdfium", "pypdf", "pymupdf"] = "pdfium"
     embed_batch_size: int = Field(64, ge=1)
     top_k: int = Field(10, ge=1)
