@@ -2,12 +2,13 @@
 
 Each pipeline runs in its own process so that peak memory (max RSS) is its own:
   ragstack            pypdfium2 -> token chunks (MiniLM tokenizer) -> MiniLM -> generation on disk
+  ragstack-onnx       the same with the int8 ONNX Runtime embedder
   llamaindex-equal    SimpleDirectoryReader (pypdf) -> SentenceSplitter(same size/overlap, MiniLM
                       tokenizer) -> HuggingFaceEmbedding(same MiniLM dir) -> FaissVectorStore
   llamaindex-default  the same with LlamaIndex's defaults (1024-token nodes, 20 overlap,
                       tiktoken counting; MiniLM silently truncates each node to 256 tokens)
 
-    python bench/ingest.py [--pdfs DIR] [--limit 10] [--all-ragstack]
+    python bench/ingest.py [--pdfs DIR] [--limit 10] [--all-ragstack] [--pipelines a,b]
 """
 
 from __future__ import annotations
@@ -25,16 +26,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DEFAULT_PDFS = ROOT.parent / "shared" / "data" / "financebench" / "pdfs"
 CHUNK, OVERLAP = 200, 32
+PIPELINES = ("ragstack", "ragstack-onnx", "llamaindex-equal", "llamaindex-default")
 
 
-def run_ragstack(pdfs: Path) -> dict:
+def run_ragstack(pdfs: Path, backend: str = "torch") -> dict:
     from rag.ingest import ingest
     from rag.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        report = ingest([pdfs], Settings(index=Path(tmp) / "index", chunk_size=CHUNK,
-                                         chunk_overlap=OVERLAP), progress=False)
+        settings = Settings(index=Path(tmp) / "index", chunk_size=CHUNK, chunk_overlap=OVERLAP,
+                            embed_backend=backend)
+        report = ingest([pdfs], settings, progress=False)
         total = time.perf_counter() - start
     chunks = report.chunks_embedded + report.chunks_reused
     return {"seconds": total, "pages": report.pages, "chunks": chunks,
@@ -82,8 +85,8 @@ def run_llamaindex(pdfs: Path, defaults: bool) -> dict:
 
 
 def child(pipeline: str, pdfs: Path) -> None:
-    if pipeline == "ragstack":
-        result = run_ragstack(pdfs)
+    if pipeline.startswith("ragstack"):
+        result = run_ragstack(pdfs, "onnx-int8" if pipeline == "ragstack-onnx" else "torch")
     else:
         result = run_llamaindex(pdfs, defaults=pipeline == "llamaindex-default")
     result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -114,6 +117,8 @@ def main() -> None:
     parser.add_argument("--pdfs", type=Path, default=DEFAULT_PDFS)
     parser.add_argument("--limit", type=int, default=10, help="PDFs in the side-by-side run")
     parser.add_argument("--all-ragstack", action="store_true", help="also ragstack on every PDF")
+    parser.add_argument("--pipelines", default=",".join(PIPELINES),
+                        help=f"comma-separated, from {', '.join(PIPELINES)}")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -124,7 +129,7 @@ def main() -> None:
     runs = {}
     if args.all_ragstack:
         runs[f"ragstack, all {len(list(args.pdfs.glob('*.pdf')))} PDFs"] = measure("ragstack", args.pdfs)
-    for pipeline in ("ragstack", "llamaindex-equal", "llamaindex-default"):
+    for pipeline in args.pipelines.split(","):
         console.print(f"running {pipeline} on {args.limit} PDFs ...")
         runs[f"{pipeline}, {args.limit} PDFs"] = measure(pipeline, few)
     table = Table("pipeline", "pages", "chunks", "seconds", "pages/s", "chunks/s", "peak MB", "phases (s)",
@@ -135,11 +140,12 @@ def main() -> None:
                       f"{r['pages'] / r['seconds']:.2f}", f"{r['chunks'] / r['seconds']:.1f}",
                       f"{r['peak_mb']:.0f}", phases)
     console.print(table)
-    ours = runs[f"ragstack, {args.limit} PDFs"]
-    for other in ("llamaindex-equal", "llamaindex-default"):
-        theirs = runs[f"{other}, {args.limit} PDFs"]
-        ratio = (ours["pages"] / ours["seconds"]) / (theirs["pages"] / theirs["seconds"])
-        console.print(f"ragstack vs {other}: {ratio:.2f}x pages/s")
+    rate = {name: r["pages"] / r["seconds"] for name, r in runs.items()}
+    for ours in ("ragstack", "ragstack-onnx"):
+        for other in ("llamaindex-equal", "llamaindex-default"):
+            a, b = f"{ours}, {args.limit} PDFs", f"{other}, {args.limit} PDFs"
+            if a in rate and b in rate:
+                console.print(f"{ours} vs {other}: {rate[a] / rate[b]:.2f}x pages/s")
     print(json.dumps(runs))
 
 

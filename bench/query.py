@@ -30,8 +30,13 @@ D = 384
 
 
 def clustered_vectors(n: int, rng: np.random.Generator, clusters: int = 1000) -> np.ndarray:
-    centres = rng.standard_normal((clusters, D)).astype(np.float32)
-    vectors = centres[rng.integers(0, clusters, n)] + 0.6 * rng.standard_normal((n, D)).astype(np.float32)
+    """Topic clusters, like sentence embeddings: a neighbour is much nearer than a random chunk.
+
+    (With isotropic noise as large as the cluster spread, every point is nearly equidistant
+    in 384 dimensions and no approximate index can find the "true" neighbours.)
+    """
+    centres = np.random.default_rng(1).standard_normal((clusters, D)).astype(np.float32)
+    vectors = centres[rng.integers(0, clusters, n)] + 0.3 * rng.standard_normal((n, D)).astype(np.float32)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from eval.metrics import ranking_metrics
+from eval.report import index_settings
 from rag.chunking import text_hash
 from rag.ingest import Source, update_index
 from rag.retrieval import Retriever
@@ -85,20 +86,9 @@ def evaluate_beir(
         "queries": len(query_ids),
         "corpus": len(corpus),
         "figures": figures,
-        "settings": _settings_dict(settings, retriever),
+        "settings": index_settings(settings, retriever.snapshot().manifest),
         "timings": {"ingest_s": ingest_seconds, "search_s": timings,
                     "chunks_embedded": ingest_report.chunks_embedded},
         "per_query": per_query,
     }
 
-
-def _settings_dict(settings: Settings, retriever: Retriever) -> dict:
-    manifest = retriever.snapshot().manifest
-    return {
-        "index": str(settings.index),
-        "model": manifest.model,
-        "chunk_size": manifest.chunk_size,
-        "chunk_overlap": manifest.chunk_overlap,
-        "index_factory": manifest.index_factory,
-        "embed_backend": manifest.embed_backend,
-    }

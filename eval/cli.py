@@ -34,51 +34,63 @@ def _modes(mode: str | None) -> list[str]:
     return [mode]
 
 
+ModeOpt = Annotated[str | None, typer.Option(help="dense, bm25, hybrid or all (default)")]
+IndexOpt = Annotated[Path | None, typer.Option(help="Index directory (default: a cache)")]
+ModelOpt = Annotated[str | None, typer.Option(help="Embedding model")]
+ChunkOpt = Annotated[int | None, typer.Option(help="Tokens per chunk")]
+BackendOpt = Annotated[str | None, typer.Option(help="torch or onnx-int8")]
+OutOpt = Annotated[Path | None, typer.Option(help="Run directory (default runs/KIND-TIME)")]
+
+
+def _run(kind: str, dataset: Path, flags: dict, evaluate, title) -> None:
+    """The shared shape of an eval command: settings, a cached index, results, a table."""
+    from rag.cli import run_guarded
+
+    index = flags.pop("index")
+    out = flags.pop("out")
+    settings = run_guarded(lambda: load_settings(**flags))
+    settings.index = index or cache_index(kind, dataset.resolve().name, settings)
+    results = run_guarded(lambda: evaluate(settings))
+    path = write_results(run_dir(out, kind), results)
+    print_table(title(results), results["figures"], console)
+    console.print(f"results: {path}")
+
+
 @eval_app.command("retrieval")
 def retrieval(
     beir: Annotated[Path, typer.Option(help="BEIR dataset directory")],
     split: Annotated[str, typer.Option(help="qrels split: test, dev or train")] = "test",
-    mode: Annotated[str | None, typer.Option(help="dense, bm25, hybrid or all (default)")] = None,
-    index: Annotated[Path | None, typer.Option(help="Index directory (default: a cache)")] = None,
-    model: Annotated[str | None, typer.Option(help="Embedding model")] = None,
-    chunk_size: Annotated[int | None, typer.Option()] = None,
-    embed_backend: Annotated[str | None, typer.Option(help="torch or onnx-int8")] = None,
-    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/...)")] = None,
+    mode: ModeOpt = None,
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    chunk_size: ChunkOpt = None,
+    embed_backend: BackendOpt = None,
+    out: OutOpt = None,
 ) -> None:
     """nDCG@10, Recall@{1,5,10,100} and MRR@10 on a BEIR dataset."""
     from eval.beir import evaluate_beir
-    from rag.cli import run_guarded
 
     modes = _modes(mode)
-    settings = run_guarded(lambda: load_settings(model=model, chunk_size=chunk_size, embed_backend=embed_backend))
-    settings.index = index or cache_index("beir", beir.resolve().name, settings)
-    results = run_guarded(lambda: evaluate_beir(beir, split, modes, settings))
-    directory = run_dir(out, "retrieval")
-    path = write_results(directory, results)
-    print_table(f"{beir.name} {split} ({results['queries']} queries)", results["figures"], console)
-    console.print(f"results: {path}")
+    flags = dict(index=index, out=out, model=model, chunk_size=chunk_size, embed_backend=embed_backend)
+    _run("retrieval", beir, flags, lambda settings: evaluate_beir(beir, split, modes, settings),
+         lambda results: f"{beir.name} {split} ({results['queries']} queries)")
 
 
 @eval_app.command("pdfqa")
 def pdfqa(
     qa_file: Annotated[Path, typer.Argument(help="Questions with evidence pages (JSONL)")],
     pdfs: Annotated[Path, typer.Option(help="Folder of the PDFs the questions are about")],
-    mode: Annotated[str | None, typer.Option(help="dense, bm25, hybrid or all (default)")] = None,
-    index: Annotated[Path | None, typer.Option(help="Index directory (default: a cache)")] = None,
-    model: Annotated[str | None, typer.Option(help="Embedding model")] = None,
-    chunk_size: Annotated[int | None, typer.Option()] = None,
-    embed_backend: Annotated[str | None, typer.Option(help="torch or onnx-int8")] = None,
-    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/...)")] = None,
+    mode: ModeOpt = None,
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    chunk_size: ChunkOpt = None,
+    embed_backend: BackendOpt = None,
+    out: OutOpt = None,
 ) -> None:
     """Page hit@{1,5,10} and page-level MRR@10 on PDF questions."""
     from eval.pdfqa import evaluate_pdfqa
-    from rag.cli import run_guarded
 
     modes = _modes(mode)
-    settings = run_guarded(lambda: load_settings(model=model, chunk_size=chunk_size, embed_backend=embed_backend))
-    settings.index = index or cache_index("pdfqa", pdfs.resolve().name, settings)
-    results = run_guarded(lambda: evaluate_pdfqa(qa_file, pdfs, modes, settings))
-    directory = run_dir(out, "pdfqa")
-    path = write_results(directory, results)
-    print_table(f"{qa_file.name} ({results['questions']} questions)", results["figures"], console)
-    console.print(f"results: {path}")
+    flags = dict(index=index, out=out, model=model, chunk_size=chunk_size, embed_backend=embed_backend)
+    _run("pdfqa", pdfs, flags, lambda settings: evaluate_pdfqa(qa_file, pdfs, modes, settings),
+         lambda results: f"{qa_file.name} ({results['questions']} questions)")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from eval.metrics import ranking_metrics
+from eval.report import index_settings
 from rag.ingest import ingest
 from rag.retrieval import Retriever
 from rag.settings import Settings
@@ -78,14 +79,7 @@ def evaluate_pdfqa(
         ),
         "failed_files": [f.name for f in report.failed],
         "figures": figures,
-        "settings": {
-            "index": str(settings.index),
-            "model": manifest.model,
-            "chunk_size": manifest.chunk_size,
-            "chunk_overlap": manifest.chunk_overlap,
-            "index_factory": manifest.index_factory,
-            "embed_backend": manifest.embed_backend,
-        },
+        "settings": index_settings(settings, manifest),
         "timings": {"ingest_s": ingest_seconds, "search_s": timings, "pages": report.pages},
         "per_question": [
             {"id": q["id"], "evidence": q["evidence"], "retrieved": q["retrieved"],

@@ -42,3 +42,15 @@ def print_table(title: str, rows: dict[str, dict[str, float]], console: Console 
     for name, values in rows.items():
         table.add_row(name, *(f"{values[m]:.4f}" for m in metrics))
     console.print(table)
+
+
+def index_settings(settings, manifest) -> dict:
+    """The settings a figure depends on, as the index recorded them."""
+    return {
+        "index": str(settings.index),
+        "model": manifest.model,
+        "embed_backend": manifest.embed_backend,
+        "chunk_size": manifest.chunk_size,
+        "chunk_overlap": manifest.chunk_overlap,
+        "index_factory": manifest.index_factory,
+    }

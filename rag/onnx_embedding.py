@@ -60,7 +60,10 @@ class OnnxEmbedder(Embedder):
             return final
         folder.mkdir(parents=True, exist_ok=True)
         transformer = self.model[0].auto_model.eval()
-        sample = self.tokenizer(["an example", "a longer example sentence"], padding=True, return_tensors="pt")
+        # batch of 2 with padding: a batch of 1 would make torch.export fix the batch size
+        sample = self.tokenizer(
+            ["an example", "a longer example sentence"], padding=True, return_tensors="pt"
+        )
         names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
         fp32 = folder / "model-fp32.onnx"
 

@@ -7,6 +7,7 @@ uses it, while searches already running finish on the generation they started wi
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -49,6 +50,7 @@ class Retriever:
     def __init__(self, index, embedder: Embedder | None = None):
         self.store = IndexStore(index)
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bm25")
         self._snapshot: Snapshot = self.store.open()
         manifest = self._snapshot.manifest
         self.embedder = embedder or load_embedder(manifest.model, manifest.embed_backend)
@@ -93,10 +95,14 @@ class Retriever:
                 return [[] for _ in queries]
         depth = max(k, CANDIDATES) if mode == "hybrid" else k
         rankings: list[tuple[np.ndarray, np.ndarray]] = []
+        sparse = None
+        if mode in ("bm25", "hybrid"):
+            # BM25 runs beside the query embedding: torch releases the GIL while it computes
+            sparse = self._pool.submit(bm25.search, snap.bm25, queries, depth, snap.n_chunks, allowed)
         if mode in ("dense", "hybrid"):
             rankings.append(self._dense(snap, queries, depth, allowed))
-        if mode in ("bm25", "hybrid"):
-            rankings.append(bm25.search(snap.bm25, queries, depth, snap.n_chunks, allowed))
+        if sparse is not None:
+            rankings.append(sparse.result())
         if mode == "hybrid":
             scores, rows = reciprocal_rank_fusion([r for _, r in rankings], k)
         else:

@@ -1,5 +1,6 @@
 """Incremental ingest, generations, locking and settings checks, on real PDFs and the real model."""
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,30 @@ def test_old_generations_are_collected(corpus, settings, embedder) -> None:
     generations = sorted(p.name for p in (settings.index / "generations").iterdir())
     assert generations == ["gen-000002", "gen-000003"]
     assert (settings.index / "CURRENT").read_text().strip() == "gen-000003"
+
+
+def test_readers_keep_working_while_a_writer_publishes(corpus, settings, embedder) -> None:
+    ingest([corpus], settings, progress=False, embedder=embedder)
+    retriever = Retriever(settings.index, embedder)
+    errors, searches, stop = [], [0], threading.Event()
+
+    def keep_searching() -> None:
+        while not stop.is_set():
+            try:
+                results = retriever.search("photosynthesis chloroplasts", k=3)
+                assert results and results[0].doc == "plants.pdf"
+                searches[0] += 1
+            except Exception as err:  # noqa: BLE001 - any failure is what this test looks for
+                errors.append(err)
+
+    reader = threading.Thread(target=keep_searching)
+    reader.start()
+    try:
+        for _ in range(3):
+            remove_documents(["zoo.pdf"], settings)
+            ingest([corpus], settings, progress=False, embedder=embedder)
+    finally:
+        stop.set()
+        reader.join()
+    assert not errors and searches[0] > 0
+    assert IndexStore(settings.index).current_name() == "gen-000007"
