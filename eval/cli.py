@@ -94,3 +94,7 @@ def pdfqa(
     flags = dict(index=index, out=out, model=model, chunk_size=chunk_size, embed_backend=embed_backend)
     _run("pdfqa", pdfs, flags, lambda settings: evaluate_pdfqa(qa_file, pdfs, modes, settings),
          lambda results: f"{qa_file.name} ({results['questions']} questions)")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(eval_app, name="eval")

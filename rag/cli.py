@@ -169,6 +169,69 @@ def docs_remove(
     out.print(f"removed {report.count('removed')} document(s); generation {report.generation}")
 
 
+EngineOpt = Annotated[str | None, typer.Option(help="transformers (default, embedded), openai or vllm")]
+
+
+def _print_sources(answer) -> None:
+    cited = {c.n: c for c in answer.citations}
+    for n, source in enumerate(answer.sources, 1):
+        end = f"-{source.page_end}" if source.page_end != source.page_start else ""
+        pages = f"p.{source.page_start}{end}"
+        mark = "cited" if n in cited and not cited[n].attributed else "matched" if n in cited else ""
+        out.print(f"  [{n}] {source.doc} {pages} {mark}", highlight=False)
+    if answer.invalid_citations:
+        out.print(f"  removed citations to missing sources: {answer.invalid_citations}", highlight=False)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question")],
+    session: Annotated[str | None, typer.Option(help="Continue (or start) this conversation")] = None,
+    index: IndexOpt = None,
+    engine: EngineOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Answer a question from the index, citing documents and pages."""
+    from rag.conversation import open_chat
+
+    settings = run_guarded(lambda: load_settings(index=index, engine=engine))
+    chat = run_guarded(lambda: open_chat(settings))
+    answer = run_guarded(lambda: chat.ask(question, session))
+    if as_json:
+        sys.stdout.write(json.dumps(answer.to_dict(), indent=2) + "\n")
+        return
+    out.print(answer.text, highlight=False)
+    _print_sources(answer)
+
+
+@app.command()
+def chat(
+    session: Annotated[str | None, typer.Option(help="Continue this conversation")] = None,
+    index: IndexOpt = None,
+    engine: EngineOpt = None,
+) -> None:
+    """Interactive chat over the index; answers stream as they are written. Ctrl-D ends it."""
+    from rag.conversation import open_chat
+
+    settings = run_guarded(lambda: load_settings(index=index, engine=engine))
+    conversation = run_guarded(lambda: open_chat(settings))
+    session_id = run_guarded(lambda: conversation.sessions.create(session))
+    out.print(f"session {session_id}; Ctrl-D to quit", style="dim")
+    while True:
+        try:
+            question = input("> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            out.print()
+            return
+        if not question:
+            continue
+        turn = conversation.turn(question, session_id)
+        for piece in turn:
+            out.print(piece, end="", highlight=False)
+        out.print()
+        _print_sources(turn.answer)
+
+
 @app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where to write the PDFs and the index")] = Path(
@@ -189,13 +252,16 @@ def demo(
         out.print("   " + " ".join(r.text.split())[:300], highlight=False)
 
 
-def _add_eval() -> None:
-    from eval.cli import eval_app
+def _add_commands() -> None:
+    """Commands of the packages built on rag (eval, serve) register through entry points, so
+    that rag itself imports neither."""
+    from importlib.metadata import entry_points
 
-    app.add_typer(eval_app, name="eval")
+    for entry in entry_points(group="ragstack.commands"):
+        entry.load()(app)
 
 
-_add_eval()
+_add_commands()
 
 if __name__ == "__main__":
     app()

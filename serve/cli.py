@@ -1,0 +1,57 @@
+"""`rag serve`: parse flags, start the engine if it is vLLM, run uvicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rag.cli import IndexOpt, fail, out, run_guarded
+from rag.settings import load_settings
+
+
+def serve(
+    index: IndexOpt = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on [default 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default 8000]")] = None,
+    engine: Annotated[str | None, typer.Option(help="transformers (default), vllm or openai")] = None,
+    llm_model: Annotated[
+        str | None, typer.Option("--llm", help="Generator: bundled name, dir or hub id")
+    ] = None,
+    log: Annotated[Path | None, typer.Option(help="vLLM's log file (engine vllm)")] = None,
+) -> None:
+    """Serve the index over HTTP: OpenAI-compatible chat, search, documents, sessions."""
+    import uvicorn
+
+    from rag.generation import load_generator
+    from serve.app import create_app
+
+    settings = run_guarded(
+        lambda: load_settings(index=index, host=host, port=port, engine=engine, llm_model=llm_model)
+    )
+    vllm = None
+    generator = None
+    if settings.engine == "vllm":
+        from rag.vllm_server import VLLMServer
+
+        out.print(f"starting vLLM for {settings.llm_model} ...")
+        try:
+            vllm = VLLMServer(settings.llm_model, settings.vllm_python, log=log)
+        except (RuntimeError, TimeoutError, ValueError) as err:
+            raise fail(str(err)) from None
+        out.print(f"vLLM ready at {vllm.base_url}")
+        generator = vllm.generator()
+    elif settings.engine == "openai":
+        generator = run_guarded(
+            lambda: load_generator("openai", settings.llm_model, settings.llm_base_url, settings.llm_api_key)
+        )
+    try:
+        uvicorn.run(create_app(settings, generator), host=settings.host, port=settings.port, log_level="info")
+    finally:
+        if vllm is not None:
+            vllm.stop()
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)

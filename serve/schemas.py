@@ -1,0 +1,63 @@
+"""Request bodies: the OpenAI shapes the official client sends, plus ragstack's own endpoints."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[dict] | None = None
+
+    def text(self) -> str:
+        """Content as text; OpenAI's list-of-parts form keeps its text parts."""
+        if isinstance(self.content, list):
+            return " ".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+        return self.content or ""
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # OpenAI fields we do not use (top_p, n, ...) are accepted
+
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(None, ge=1, le=4096)
+    max_completion_tokens: int | None = Field(None, ge=1, le=4096)
+    stream: bool = False
+    # ragstack extras (the openai client sends them with extra_body=...)
+    session_id: str | None = None
+    docs: list[str] | None = None
+
+    @field_validator("messages")
+    @classmethod
+    def ends_with_user(cls, messages: list[ChatMessage]) -> list[ChatMessage]:
+        if messages[-1].role != "user" or not messages[-1].text().strip():
+            raise ValueError("the last message must be a non-empty user message")
+        return messages
+
+
+class EmbeddingRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    input: str | list[str] = Field(min_length=1)
+    model: str | None = None
+    encoding_format: Literal["float"] = "float"
+
+    @field_validator("input")
+    @classmethod
+    def not_too_many(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and len(value) > 2048:
+            raise ValueError("at most 2048 inputs per request")
+        return value
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(min_length=1)
+    k: int = Field(10, ge=1, le=1000)
+    mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    docs: list[str] | None = None

@@ -1,0 +1,135 @@
+"""Cited answers, follow-up rewriting and sessions, with the real MiniLM and SmolLM2."""
+
+from pathlib import Path
+
+from rag.answer import NOT_FOUND, Answerer, build_messages, check_citations
+from rag.conversation import Chat, SessionStore, rewrite_query
+from rag.generation import clean, generate
+from rag.ingest import ingest
+from rag.retrieval import Retriever, SearchResult
+
+
+def source(doc: str, page: int, text: str) -> SearchResult:
+    return SearchResult(f"{doc}-{page}", doc, page, page, 0.5, text)
+
+
+SOURCES = [
+    source("acme_2021.pdf", 2, "Acme Corporation's revenue in 2021 was 4.2 billion dollars."),
+    source("acme_2021.pdf", 3, "Acme's capital expenditure in 2021 was 310 million dollars."),
+]
+
+
+class Scripted:
+    """A stand-in generator for plumbing tests: replies with fixed text and counts its calls."""
+
+    name = "scripted"
+
+    def __init__(self, reply: str):
+        self.reply, self.calls = reply, 0
+
+    def stream(self, messages, max_tokens=256, temperature=0.0):
+        self.calls += 1
+        yield from self.reply.split(" ")[:1]
+        yield from (" " + w for w in self.reply.split(" ")[1:])
+
+
+def test_prompt_numbers_sources_with_document_and_page() -> None:
+    messages = build_messages("What was the revenue?", SOURCES)
+    assert messages[0]["role"] == "system" and "[1]" in messages[0]["content"]
+    user = messages[-1]["content"]
+    assert "[1] (acme_2021.pdf, page 2)" in user and "[2] (acme_2021.pdf, page 3)" in user
+    assert user.endswith("Question: What was the revenue?")
+
+
+def test_invalid_citations_are_removed_and_flagged() -> None:
+    text, citations, invalid = check_citations(
+        "Revenue was 4.2 billion [1]. Capex was 310 million [2, 7]. [9]", SOURCES
+    )
+    assert invalid == [7, 9]
+    assert "[7]" not in text and "[9]" not in text and "[2]" in text
+    assert [(c.n, c.doc, c.page, c.attributed) for c in citations] == [
+        (1, "acme_2021.pdf", 2, False),
+        (2, "acme_2021.pdf", 3, False),
+    ]
+
+
+def test_uncited_sentences_are_attributed_to_the_closest_source(embedder) -> None:
+    text, citations, invalid = check_citations(
+        "The capital expenditure was 310 million dollars.", SOURCES, embedder.encode
+    )
+    assert text == "The capital expenditure was 310 million dollars [2]."
+    assert [(c.n, c.page, c.attributed) for c in citations] == [(2, 3, True)]
+    # a sentence unrelated to every source gets no citation
+    text, citations, _ = check_citations("Penguins cannot fly at all.", SOURCES, embedder.encode)
+    assert citations == [] and "[" not in text
+
+
+def test_chat_template_artefacts_are_stripped() -> None:
+    assert clean("<|im_start|>assistant\nRevenue was 4.2 billion.<|im_end|>") == "Revenue was 4.2 billion."
+
+
+def test_answer_cites_the_right_document_and_page(reports, settings, embedder, generator) -> None:
+    ingest([reports], settings, progress=False, embedder=embedder)
+    answerer = Answerer(Retriever(settings.index, embedder), generator)
+    answer = answerer.answer("What was Acme's revenue in 2021?")
+    assert answer.found and answer.text and len(answer.text) < 1500
+    assert answer.sources[0].doc == "acme_2021.pdf" and answer.sources[0].page_start == 2
+    assert any(c.doc == "acme_2021.pdf" and c.page == 2 for c in answer.citations), answer
+    assert all(1 <= c.n <= len(answer.sources) for c in answer.citations)
+
+
+def test_nothing_relevant_answers_without_generating(reports, settings, embedder) -> None:
+    ingest([reports], settings, progress=False, embedder=embedder)
+    scripted = Scripted("should not be called")
+    answer = Answerer(Retriever(settings.index, embedder), scripted).answer(
+        "How do penguins keep their eggs warm?"
+    )
+    assert answer.text == NOT_FOUND and not answer.found and scripted.calls == 0
+
+
+def test_follow_up_is_rewritten_with_the_history(generator) -> None:
+    history = [
+        {"role": "user", "content": "What was Acme's revenue in 2021?"},
+        {"role": "assistant", "content": "It was 4.2 billion dollars [1]."},
+    ]
+    assert rewrite_query(generator, [], "What was Acme's revenue?") == "What was Acme's revenue?"
+    query = rewrite_query(generator, history, "And in 2022?")
+    assert "2022" in query and len(query) < 300
+    # an unusable rewrite falls back to the last question plus the follow-up
+    assert (
+        rewrite_query(Scripted(""), history, "And in 2022?")
+        == "What was Acme's revenue in 2021? And in 2022?"
+    )
+
+
+def test_sessions_survive_a_restart(tmp_path: Path, reports, settings, embedder) -> None:
+    ingest([reports], settings, progress=False, embedder=embedder)
+    path = tmp_path / "sessions.sqlite"
+    chat = Chat(
+        Answerer(Retriever(settings.index, embedder), Scripted("Revenue was 4.2 billion dollars.")),
+        SessionStore(path),
+        rewrite=False,
+    )
+    sid = chat.sessions.create()
+    first = chat.ask("What was Acme's revenue in 2021?", sid)
+    assert first.citations and first.citations[0].doc == "acme_2021.pdf"
+    chat.sessions.close()
+    reopened = SessionStore(path)
+    turns = reopened.turns(sid)
+    assert [t["role"] for t in turns] == ["user", "assistant"]
+    assert turns[1]["extra"]["citations"][0]["doc"] == "acme_2021.pdf"
+    # the follow-up's query carries the earlier question (fallback rewrite, no generator)
+    chat = Chat(chat.answerer, reopened, rewrite=False)
+    second = chat.ask("And in 2022?", sid)
+    assert second.query == "What was Acme's revenue in 2021? And in 2022?"
+    assert len(reopened.messages(sid)) == 4
+    assert reopened.delete(sid) and not reopened.exists(sid)
+
+
+def test_generate_streams_and_bounds_length(generator) -> None:
+    pieces = list(
+        generator.stream([{"role": "user", "content": "Count from one to one hundred."}], max_tokens=12)
+    )
+    assert len(pieces) > 1
+    assert generator.count_tokens("".join(pieces)) <= 14
+    assert generate(generator, [{"role": "user", "content": "Say hello."}], max_tokens=8)

@@ -1,0 +1,29 @@
+"""Embedding precision: bf16 matrix products give the fp32 vectors within rounding."""
+
+import numpy as np
+import pytest
+
+from rag.embedding import Embedder, resolve_precision
+
+TEXTS = [
+    "Zebras migrate across the Serengeti every July.",
+    "Capital expenditure rose to $1.6 billion in fiscal 2018, driven by new plants. " * 8,
+    "short",
+]
+
+
+def test_bf16_vectors_match_fp32(embedder) -> None:
+    fp32 = Embedder(precision="fp32").encode(TEXTS)
+    bf16 = Embedder(precision="bf16").encode(TEXTS)
+    assert bf16.dtype == np.float32 and bf16.shape == fp32.shape == (3, 384)
+    assert not np.array_equal(bf16, fp32)  # autocast really ran in bf16
+    assert (bf16 * fp32).sum(axis=1).min() >= 0.999
+    np.testing.assert_allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)
+
+
+def test_precision_choice() -> None:
+    assert resolve_precision("auto", "cuda") == "fp32"
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    assert resolve_precision("auto", "cpu") in ("bf16", "fp32")
+    with pytest.raises(ValueError, match="unknown precision"):
+        resolve_precision("fp8", "cpu")

@@ -1,0 +1,234 @@
+"""The HTTP service on a real uvicorn server on 127.0.0.1, driven by the official openai client and
+plain HTTP, with the real MiniLM and SmolLM2 behind it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import uvicorn
+from conftest import make_reports
+from pdfs import lorem, make_pdf
+
+from rag.settings import Settings
+from serve.app import create_app, safe_filename
+
+KEY = "test-key-123"
+
+
+class Server:
+    """uvicorn in a thread, on a free port."""
+
+    def __init__(self, app):
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, embedder, generator):
+    root = tmp_path_factory.mktemp("serve")
+    settings = Settings(index=root / "index", sessions=root / "sessions.sqlite", api_keys=KEY)
+    server = Server(create_app(settings, generator, embedder))
+    http = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=300)
+    pdfs = make_reports(root / "pdfs")
+    yield server, http, pdfs
+    http.close()
+    server.stop()
+
+
+def upload(http: httpx.Client, *paths: Path, wait: bool = True) -> httpx.Response:
+    files = [("files", (p.name, p.read_bytes(), "application/pdf")) for p in paths]
+    return http.post("/v1/documents", files=files, params={"wait": wait})
+
+
+def client(server: Server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def loaded(service):
+    server, http, pdfs = service
+    response = upload(http, pdfs / "acme_2021.pdf", pdfs / "acme_2022.pdf")
+    assert response.status_code == 202, response.text
+    assert response.json()["job"]["status"] == "done", response.json()
+    return service
+
+
+def test_health_needs_no_key_and_the_rest_does(service) -> None:
+    server, _, _ = service
+    assert httpx.get(f"{server.url}/health").json()["status"] == "ok"
+    for method, path in [("GET", "/v1/models"), ("GET", "/v1/documents"), ("POST", "/v1/search"),
+                         ("POST", "/v1/chat/completions"), ("GET", "/metrics")]:
+        response = httpx.request(method, f"{server.url}{path}", headers={"Authorization": "Bearer wrong"})
+        assert response.status_code == 401, (path, response.text)
+        assert "API key" in response.json()["error"]["message"]
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{server.url}/v1", api_key="wrong").models.list()
+
+
+def test_upload_lists_documents(loaded) -> None:
+    _, http, _ = loaded
+    names = {d["id"]: d for d in http.get("/v1/documents").json()["data"]}
+    assert set(names) == {"acme_2021.pdf", "acme_2022.pdf"}
+    assert names["acme_2021.pdf"]["pages"] == 3
+
+
+def test_chat_completion_cites_document_and_page(loaded) -> None:
+    server, _, _ = loaded
+    reply = client(server).chat.completions.create(
+        model="ragstack", messages=[{"role": "user", "content": "What was Acme's revenue in 2021?"}], max_tokens=80
+    )
+    text = reply.choices[0].message.content
+    citations = reply.model_extra["citations"]
+    assert any(c["doc"] == "acme_2021.pdf" and c["page"] == 2 for c in citations), (text, citations)
+    assert "acme_2021.pdf p.2" in text and reply.choices[0].finish_reason == "stop"
+
+
+def test_streaming_with_the_openai_client(loaded) -> None:
+    server, _, _ = loaded
+    stream = client(server).chat.completions.create(
+        model="ragstack", stream=True, max_tokens=60,
+        messages=[{"role": "user", "content": "How much was Acme's capital expenditure in 2021?"}],
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert len(chunks) > 3 and text.strip()
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    citations = chunks[-1].model_extra["citations"]
+    assert any(c["doc"] == "acme_2021.pdf" and c["page"] == 3 for c in citations), (text, citations)
+
+
+def test_follow_up_in_a_session(loaded) -> None:
+    server, http, _ = loaded
+    chat = client(server)
+    first = chat.chat.completions.create(
+        model="ragstack", messages=[{"role": "user", "content": "What was Acme's revenue in 2021?"}],
+        max_tokens=60, extra_body={"session_id": "s-follow-up"},
+    )
+    assert first.model_extra["session_id"] == "s-follow-up"
+    second = chat.chat.completions.create(
+        model="ragstack", messages=[{"role": "user", "content": "And in 2022?"}],
+        max_tokens=60, extra_body={"session_id": "s-follow-up"},
+    )
+    assert "2022" in second.model_extra["query"] and "revenue" in second.model_extra["query"].lower()
+    assert any(c["doc"] == "acme_2022.pdf" for c in second.model_extra["citations"]), second.model_extra
+    turns = http.get("/v1/sessions/s-follow-up").json()["turns"]
+    assert [t["role"] for t in turns] == ["user", "assistant", "user", "assistant"]
+    assert http.delete("/v1/sessions/s-follow-up").json()["deleted"]
+    assert http.get("/v1/sessions/s-follow-up").status_code == 404
+
+
+def test_models_embeddings_search_and_metrics(loaded, embedder) -> None:
+    server, http, _ = loaded
+    chat = client(server)
+    assert "SmolLM2-135M-Instruct" in [m.id for m in chat.models.list().data]
+    vectors = chat.embeddings.create(model="all-MiniLM-L6-v2", input=["revenue in 2021", "zebras"]).data
+    assert len(vectors) == 2 and len(vectors[0].embedding) == 384
+    expected = embedder.encode(["revenue in 2021"])[0]
+    assert abs(sum(a * b for a, b in zip(vectors[0].embedding, expected, strict=True)) - 1) < 1e-4
+    hits = http.post("/v1/search", json={"query": "capital expenditure 2021", "k": 2}).json()["results"]
+    assert hits[0]["doc"] == "acme_2021.pdf" and hits[0]["page_start"] == 3
+    metrics = http.get("/metrics").text
+    assert 'ragstack_requests_total{method="POST",route="/v1/search",status="200"}' in metrics
+    assert "ragstack_generated_tokens_total" in metrics
+
+
+def test_bad_requests_are_4xx_with_a_message(loaded, tmp_path: Path) -> None:
+    _, http, _ = loaded
+    for body in ({}, {"messages": []}, {"messages": "hi"}, {"messages": [{"role": "user"}]},
+                 {"messages": [{"role": "assistant", "content": "hi"}]},
+                 {"messages": [{"role": "user", "content": "hi"}], "max_tokens": -1}):
+        response = http.post("/v1/chat/completions", json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert response.json()["error"]["message"].startswith("invalid request")
+    assert http.post("/v1/chat/completions", content=b"{not json",
+                     headers={"content-type": "application/json"}).status_code == 422
+    assert http.post("/v1/search", json={"query": ""}).status_code == 422
+    assert http.post("/v1/search", json={"query": "x", "mode": "psychic"}).status_code == 422
+    assert http.get("/v1/jobs/nope").status_code == 404
+    assert http.delete("/v1/documents/nope.pdf").status_code == 404
+    text = tmp_path / "notes.pdf"
+    text.write_text("just text, whatever the extension says")
+    response = upload(http, text)
+    assert response.status_code == 415 and "not a PDF" in response.json()["error"]["message"]
+    assert http.post("/v1/documents").status_code == 422
+
+
+def test_upload_names_cannot_escape_the_folder(loaded, tmp_path: Path) -> None:
+    assert safe_filename("../../etc/evil.pdf") == "evil.pdf"
+    assert safe_filename("..\\..\\win.pdf") == "win.pdf"
+    assert safe_filename("a/b/<script>.pdf") == "_script_.pdf"
+    server, http, _ = loaded
+    pdf = make_pdf(tmp_path / "x.pdf", ["Kangaroos carry their young in a pouch. " + lorem("zoo", 5)])
+    response = http.post("/v1/documents", params={"wait": True},
+                         files=[("files", ("../../../outside.pdf", pdf.read_bytes(), "application/pdf"))])
+    assert response.status_code == 202 and response.json()["documents"] == ["outside.pdf"]
+    root = Path(server.server.config.app.state.rag.uploads)
+    assert (root / "outside.pdf").is_file() and not (root.parent.parent / "outside.pdf").exists()
+    assert http.delete("/v1/documents/outside.pdf").status_code == 200
+    assert not (root / "outside.pdf").exists()
+
+
+def test_delete_removes_a_document_from_answers(loaded, tmp_path: Path) -> None:
+    server, http, _ = loaded
+    pdf = make_pdf(tmp_path / "koala.pdf", [lorem("zoo", 5), "Koalas sleep up to twenty hours a day in eucalyptus."])
+    upload(http, pdf)
+    question = [{"role": "user", "content": "How long do koalas sleep?"}]
+    before = client(server).chat.completions.create(model="ragstack", messages=question, max_tokens=40)
+    assert any(c["doc"] == "koala.pdf" for c in before.model_extra["citations"])
+    assert http.delete("/v1/documents/koala.pdf").json()["deleted"]
+    assert "koala.pdf" not in {d["id"] for d in http.get("/v1/documents").json()["data"]}
+    after = client(server).chat.completions.create(model="ragstack", messages=question, max_tokens=40)
+    assert all(c["doc"] != "koala.pdf" for c in after.model_extra["citations"])
+    assert all(s["doc"] != "koala.pdf" for s in http.post("/v1/search", json={"query": "koalas"}).json()["results"])
+
+
+def test_queries_keep_working_during_a_reindex(loaded) -> None:
+    server, http, pdfs = loaded
+    # a third file appears in the upload folder: re-indexing picks it up
+    uploads = Path(server.server.config.app.state.rag.uploads)
+    make_pdf(uploads / "acme_2023.pdf", ["Acme Corporation's revenue in 2023 was 6.0 billion dollars."])
+    failures, answered, stop = [], [0], threading.Event()
+
+    def keep_querying() -> None:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as own:
+            while not stop.is_set():
+                response = own.post("/v1/search", json={"query": "Acme revenue", "k": 3})
+                if response.status_code != 200 or not response.json()["results"]:
+                    failures.append(response.text)
+                answered[0] += 1
+
+    reader = threading.Thread(target=keep_querying)
+    reader.start()
+    try:
+        job = http.post("/v1/reindex").json()
+        deadline = time.monotonic() + 300
+        while job["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+            job = http.get(f"/v1/jobs/{job['id']}").json()
+    finally:
+        stop.set()
+        reader.join()
+    assert job["status"] == "done", job
+    assert job["files_total"] >= 1 and job["files_done"] == job["files_total"]
+    assert failures == [] and answered[0] > 5
+    docs = {d["id"] for d in http.get("/v1/documents").json()["data"]}
+    assert "acme_2023.pdf" in docs
+    hits = http.post("/v1/search", json={"query": "revenue in 2023", "k": 1}).json()["results"]
+    assert hits[0]["doc"] == "acme_2023.pdf"
