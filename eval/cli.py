@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from eval.report import print_table, run_dir, write_results
+from rag.embedding import resolve_precision
 from rag.retrieval import MODES
 from rag.settings import Settings, load_settings
 
@@ -21,9 +22,10 @@ def cache_index(kind: str, name: str, settings: Settings) -> Path:
     """A reusable index per dataset and settings, so a second eval costs no embedding."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ragstack" / "eval"
     slug = settings.model.replace("/", "_")
-    return cache / (
-        f"{kind}-{name}-{slug}-{settings.embed_backend}-c{settings.chunk_size}-o{settings.chunk_overlap}"
-    )
+    backend = settings.embed_backend
+    if backend == "torch":  # bf16 and fp32 vectors differ (slightly): keep their indexes apart
+        backend += "-" + resolve_precision(settings.embed_precision)
+    return cache / f"{kind}-{name}-{slug}-{backend}-c{settings.chunk_size}-o{settings.chunk_overlap}"
 
 
 def _modes(mode: str | None) -> list[str]:

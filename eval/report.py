@@ -11,6 +11,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from rag.embedding import resolve_precision
+
 
 def run_dir(out: Path | None, kind: str) -> Path:
     path = out or Path("runs") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -46,10 +48,12 @@ def print_table(title: str, rows: dict[str, dict[str, float]], console: Console 
 
 def index_settings(settings, manifest) -> dict:
     """The settings a figure depends on, as the index recorded them."""
+    torch_backend = manifest.embed_backend == "torch"
     return {
         "index": str(settings.index),
         "model": manifest.model,
         "embed_backend": manifest.embed_backend,
+        "embed_precision": resolve_precision(settings.embed_precision) if torch_backend else None,
         "chunk_size": manifest.chunk_size,
         "chunk_overlap": manifest.chunk_overlap,
         "index_factory": manifest.index_factory,

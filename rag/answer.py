@@ -5,8 +5,9 @@ Small models cite unreliably, so after generation:
   - a citation [n] with no source n is removed from the text and reported in `invalid_citations`;
   - a sentence with no citation gets the source it is closest to (cosine of sentence and chunk
     embeddings, at least ATTRIBUTION_MIN), marked `attributed` rather than cited by the model.
-When even the best chunk is far from the question (cosine below `min_similarity`, default
-MIN_SIMILARITY), the answer says the documents do not contain it and the generator is not called.
+Sources far from the question (cosine below `min_similarity`, default MIN_SIMILARITY) are left
+out; when none is left, the answer says the documents do not contain it and the generator is not
+called.
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ class Answerer:
         retriever: searches the index.
         generator: writes the answer (rag.generation).
         k: sources given to the generator; small models do best with few.
-        min_similarity: below this cosine for the best source, answer NOT_FOUND without generating.
+        min_similarity: sources below this cosine to the query are dropped; with none left the
+            answer is NOT_FOUND, without generating.
         max_tokens: bound on the answer length (small models ramble).
 
     Example:
@@ -151,12 +153,12 @@ class Answerer:
         self.max_tokens = max_tokens
 
     def retrieve(self, query: str, docs: list[str] | None = None) -> list[SearchResult]:
-        """The sources for a query; empty when none is relevant enough."""
+        """The sources for a query that are relevant enough; possibly none."""
         sources = self.retriever.search(query, k=self.k, mode=self.mode, docs=docs)
-        best = max((s.similarity for s in sources if s.similarity is not None), default=None)
-        if not sources or (best is not None and best < self.min_similarity):
-            return []
-        return sources
+        if any(s.similarity is None for s in sources):
+            return sources  # bm25 mode: no similarity to judge by
+        # weak sources distract a small model more than they help it
+        return [s for s in sources if s.similarity >= self.min_similarity]
 
     def answer(
         self,

@@ -264,4 +264,6 @@ def _add_commands() -> None:
 _add_commands()
 
 if __name__ == "__main__":
-    app()
+    from rag.cli import app as registered  # `python -m rag.cli`: the module the commands registered on
+
+    registered()

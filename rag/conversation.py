@@ -20,6 +20,14 @@ REWRITE_PROMPT = (
     "Rewrite the follow-up question as one standalone question that can be understood without "
     "the conversation. Keep names, years and numbers. Reply with the question only."
 )
+REWRITE_EXAMPLE = [  # one worked example: small models copy a pattern better than they follow rules
+    {
+        "role": "user",
+        "content": "Conversation:\nuser: Who founded the Red Cross?\nassistant: Henry Dunant "
+        "founded it in 1863.\n\nFollow-up: where was he born?\n\nStandalone question:",
+    },
+    {"role": "assistant", "content": "Where was Henry Dunant, the founder of the Red Cross, born?"},
+]
 HISTORY_TURNS = 3  # question/answer pairs the rewrite and the answer see
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
@@ -54,10 +62,46 @@ def rewrite_query(generator: Generator | None, history: list[Message], follow_up
 
 
 def _usable(rewrite: str, follow_up: str, transcript: str) -> bool:
-    if not rewrite or "\n" in rewrite or len(rewrite) > 2 * len(follow_up) + 200:
+    """A one-line question that keeps the follow-up's numbers and invents none."""
+    if not rewrite or "\n" in rewrite or not rewrite.endswith("?") or len(rewrite) > 2 * len(follow_up) + 200:
         return False
-    words = lambda s: {w for w in re.findall(r"\w+", s.lower()) if len(w) > 2}  # noqa: E731
-    return bool(words(rewrite) & (words(follow_up) | words(transcript)))
+    numbers = lambda s: set(re.findall(r"\d+(?:[.,]\d+)?", s))  # noqa: E731
+    if not numbers(follow_up) <= numbers(rewrite) or not numbers(rewrite) <= numbers(follow_up) | numbers(
+        transcript
+    ):
+        return False
+    own = _content_words(follow_up)
+    if own and len(own & _content_words(rewrite)) * 2 < len(own):
+        return False  # it dropped what the follow-up asks about
+    return bool(_content_words(rewrite) & _content_words(transcript))  # it kept the earlier subject
+
+
+_QUESTION_WORDS = {
+    "what",
+    "about",
+    "which",
+    "when",
+    "where",
+    "there",
+    "that",
+    "this",
+    "with",
+    "from",
+    "were",
+    "does",
+    "have",
+    "then",
+    "they",
+    "their",
+    "your",
+    "would",
+    "could",
+    "should",
+}
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 3 and w not in _QUESTION_WORDS}
 
 
 class SessionStore:

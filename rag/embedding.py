@@ -58,8 +58,7 @@ class Embedder:
 
         transformers.logging.disable_progress_bar()
 
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = device or default_device()
         if device == "cpu":
             torch.set_num_threads(os.cpu_count() or 1)
         self.name = model
@@ -108,7 +107,15 @@ class Embedder:
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
-def resolve_precision(precision: str, device: str) -> str:
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_precision(precision: str, device: str | None = None) -> str:
+    """The precision "auto" means on `device` (default: the device an Embedder would use)."""
+    device = device or default_device()
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision != "auto":

@@ -8,12 +8,14 @@ list naming document and page; the same data comes structured in the response's 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -45,8 +47,14 @@ def create_app(
     The models load on first use, so that /health answers at once and an empty index can take
     its first upload.
     """
-    app = FastAPI(title="ragstack", version="0.1.0")
     state = _State(settings, generator, embedder)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        state.jobs.shutdown()
+
+    app = FastAPI(title="ragstack", version="0.1.0", lifespan=lifespan)
     app.state.rag = state
     keys = {k.strip() for k in settings.api_keys.split(",") if k.strip()}
 
@@ -87,10 +95,6 @@ def create_app(
     @app.exception_handler(ValueError)
     async def bad_value(request: Request, err: ValueError) -> JSONResponse:
         return _error(400, str(err))
-
-    @app.on_event("shutdown")
-    def stop() -> None:
-        state.jobs.shutdown()
 
     @app.get("/health")
     def health() -> dict:
@@ -321,6 +325,13 @@ class _State:
         return {"generation": report.generation}
 
 
+def _encode_vector(vector, encoding: str) -> list[float] | str:
+    """OpenAI's encodings: a list of floats, or base64 of the little-endian float32 bytes."""
+    if encoding == "base64":
+        return base64.b64encode(vector.astype("<f4").tobytes()).decode()
+    return vector.tolist()
+
+
 def _error(status: int, message: str) -> JSONResponse:
     kind = (
         "authentication_error"
@@ -366,6 +377,17 @@ def _with_sources(answer) -> str:
 def _extras(answer, session_id: str | None) -> dict:
     return {
         "citations": [c.__dict__ for c in answer.citations],
+        "sources": [
+            {
+                "n": n,
+                "doc": s.doc,
+                "page_start": s.page_start,
+                "page_end": s.page_end,
+                "chunk_id": s.chunk_id,
+                "similarity": s.similarity,
+            }
+            for n, s in enumerate(answer.sources, 1)
+        ],
         "invalid_citations": answer.invalid_citations,
         "query": answer.query,
         "found": answer.found,

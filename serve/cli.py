@@ -7,12 +7,11 @@ from typing import Annotated
 
 import typer
 
-from rag.cli import IndexOpt, fail, out, run_guarded
 from rag.settings import load_settings
 
 
 def serve(
-    index: IndexOpt = None,
+    index: Annotated[Path | None, typer.Option(help="Index directory [env RAG_INDEX]")] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on [default 127.0.0.1]")] = None,
     port: Annotated[int | None, typer.Option(help="Port [default 8000]")] = None,
     engine: Annotated[str | None, typer.Option(help="transformers (default), vllm or openai")] = None,
@@ -24,6 +23,8 @@ def serve(
     """Serve the index over HTTP: OpenAI-compatible chat, search, documents, sessions."""
     import uvicorn
 
+    # imported here: rag.cli loads this module while it registers its commands
+    from rag.cli import fail, out, run_guarded
     from rag.generation import load_generator
     from serve.app import create_app
 

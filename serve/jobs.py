@@ -23,6 +23,7 @@ class Job:
     files_done: int = 0
     files_total: int = 0
     created: float = field(default_factory=time.time)
+    started: float | None = None
     finished: float | None = None
     result: dict | None = None
     error: str | None = None
@@ -44,6 +45,7 @@ class JobRunner:
 
         def run() -> None:
             job.status = "running"
+            job.started = time.time()
             try:
                 job.result = work(job)
                 job.status = "done"

@@ -46,7 +46,7 @@ class EmbeddingRequest(BaseModel):
 
     input: str | list[str] = Field(min_length=1)
     model: str | None = None
-    encoding_format: Literal["float"] = "float"
+    encoding_format: Literal["float", "base64"] = "float"  # the openai client asks for base64
 
     @field_validator("input")
     @classmethod

@@ -61,20 +61,36 @@ def generator():
     return TransformersGenerator()
 
 
+def notes(topic: str, n: int = 14) -> str:
+    """Neutral filler (no finance words), so that a page is longer than one chunk."""
+    return " ".join(f"Note {i}: the {topic} committee met in room {i + 3} to review the travel policy."
+                    for i in range(n))
+
+
 def make_reports(folder: Path) -> Path:
-    """Two annual reports with facts on known pages: a corpus to ask questions of."""
+    """Two annual reports with one fact each on known pages: a corpus to ask questions of."""
     folder.mkdir(parents=True, exist_ok=True)
     make_pdf(folder / "acme_2021.pdf", [
-        "Acme Corporation annual report 2021. " + lorem("market", 12),
-        "Acme Corporation's revenue in 2021 was 4.2 billion dollars, up 8 percent from 2020.",
-        "Acme's capital expenditure in 2021 was 310 million dollars, spent on two new factories.",
+        "Acme Corporation annual report 2021. " + notes("board"),
+        "Acme Corporation's revenue in 2021 was 4.2 billion dollars, up 8 percent from 2020. "
+        + notes("audit"),
+        "Acme's capital expenditure in 2021 was 310 million dollars, spent on two new factories. "
+        + notes("safety"),
     ])
     make_pdf(folder / "acme_2022.pdf", [
-        "Acme Corporation annual report 2022. " + lorem("market", 12),
-        "Acme Corporation's revenue in 2022 was 5.1 billion dollars, up 21 percent from 2021.",
-        lorem("garden", 10),
+        "Acme Corporation annual report 2022. " + notes("board"),
+        "Acme Corporation's revenue in 2022 was 5.1 billion dollars, up 21 percent from 2021. "
+        + notes("audit"),
+        notes("garden"),
     ])
     return folder
+
+
+def covers(item, doc: str, page: int) -> bool:
+    """Whether a citation or search result (dataclass or JSON dict) spans `page` of `doc`."""
+    fields = item if isinstance(item, dict) else vars(item)
+    first = fields.get("page", fields.get("page_start"))
+    return fields["doc"] == doc and first <= page <= fields["page_end"]
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from conftest import covers
+
 from rag.answer import NOT_FOUND, Answerer, build_messages, check_citations
 from rag.conversation import Chat, SessionStore, rewrite_query
 from rag.generation import clean, generate
@@ -73,8 +75,8 @@ def test_answer_cites_the_right_document_and_page(reports, settings, embedder, g
     answerer = Answerer(Retriever(settings.index, embedder), generator)
     answer = answerer.answer("What was Acme's revenue in 2021?")
     assert answer.found and answer.text and len(answer.text) < 1500
-    assert answer.sources[0].doc == "acme_2021.pdf" and answer.sources[0].page_start == 2
-    assert any(c.doc == "acme_2021.pdf" and c.page == 2 for c in answer.citations), answer
+    assert covers(answer.sources[0], "acme_2021.pdf", 2)
+    assert any(covers(c, "acme_2021.pdf", 2) for c in answer.citations), answer
     assert all(1 <= c.n <= len(answer.sources) for c in answer.citations)
 
 
@@ -94,7 +96,8 @@ def test_follow_up_is_rewritten_with_the_history(generator) -> None:
     ]
     assert rewrite_query(generator, [], "What was Acme's revenue?") == "What was Acme's revenue?"
     query = rewrite_query(generator, history, "And in 2022?")
-    assert "2022" in query and len(query) < 300
+    # the model's rewrite when usable, else the fallback: either way it carries the subject
+    assert "2022" in query and "revenue" in query.lower() and len(query) < 300
     # an unusable rewrite falls back to the last question plus the follow-up
     assert (
         rewrite_query(Scripted(""), history, "And in 2022?")

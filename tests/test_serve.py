@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 import uvicorn
-from conftest import make_reports
+from conftest import covers, make_reports
 from pdfs import lorem, make_pdf
 
 from rag.settings import Settings
@@ -72,8 +72,13 @@ def loaded(service):
 def test_health_needs_no_key_and_the_rest_does(service) -> None:
     server, _, _ = service
     assert httpx.get(f"{server.url}/health").json()["status"] == "ok"
-    for method, path in [("GET", "/v1/models"), ("GET", "/v1/documents"), ("POST", "/v1/search"),
-                         ("POST", "/v1/chat/completions"), ("GET", "/metrics")]:
+    for method, path in [
+        ("GET", "/v1/models"),
+        ("GET", "/v1/documents"),
+        ("POST", "/v1/search"),
+        ("POST", "/v1/chat/completions"),
+        ("GET", "/metrics"),
+    ]:
         response = httpx.request(method, f"{server.url}{path}", headers={"Authorization": "Bearer wrong"})
         assert response.status_code == 401, (path, response.text)
         assert "API key" in response.json()["error"]["message"]
@@ -91,18 +96,22 @@ def test_upload_lists_documents(loaded) -> None:
 def test_chat_completion_cites_document_and_page(loaded) -> None:
     server, _, _ = loaded
     reply = client(server).chat.completions.create(
-        model="ragstack", messages=[{"role": "user", "content": "What was Acme's revenue in 2021?"}], max_tokens=80
+        model="ragstack",
+        messages=[{"role": "user", "content": "What was Acme's revenue in 2021?"}],
+        max_tokens=80,
     )
     text = reply.choices[0].message.content
     citations = reply.model_extra["citations"]
-    assert any(c["doc"] == "acme_2021.pdf" and c["page"] == 2 for c in citations), (text, citations)
-    assert "acme_2021.pdf p.2" in text and reply.choices[0].finish_reason == "stop"
+    assert any(covers(c, "acme_2021.pdf", 2) for c in citations), (text, citations)
+    assert "Sources:" in text and "acme_2021.pdf p" in text and reply.choices[0].finish_reason == "stop"
 
 
 def test_streaming_with_the_openai_client(loaded) -> None:
     server, _, _ = loaded
     stream = client(server).chat.completions.create(
-        model="ragstack", stream=True, max_tokens=60,
+        model="ragstack",
+        stream=True,
+        max_tokens=60,
         messages=[{"role": "user", "content": "How much was Acme's capital expenditure in 2021?"}],
     )
     chunks = list(stream)
@@ -110,20 +119,24 @@ def test_streaming_with_the_openai_client(loaded) -> None:
     assert len(chunks) > 3 and text.strip()
     assert chunks[-1].choices[0].finish_reason == "stop"
     citations = chunks[-1].model_extra["citations"]
-    assert any(c["doc"] == "acme_2021.pdf" and c["page"] == 3 for c in citations), (text, citations)
+    assert any(covers(c, "acme_2021.pdf", 3) for c in citations), (text, citations)
 
 
 def test_follow_up_in_a_session(loaded) -> None:
     server, http, _ = loaded
     chat = client(server)
     first = chat.chat.completions.create(
-        model="ragstack", messages=[{"role": "user", "content": "What was Acme's revenue in 2021?"}],
-        max_tokens=60, extra_body={"session_id": "s-follow-up"},
+        model="ragstack",
+        messages=[{"role": "user", "content": "What was Acme's revenue in 2021?"}],
+        max_tokens=60,
+        extra_body={"session_id": "s-follow-up"},
     )
     assert first.model_extra["session_id"] == "s-follow-up"
     second = chat.chat.completions.create(
-        model="ragstack", messages=[{"role": "user", "content": "And in 2022?"}],
-        max_tokens=60, extra_body={"session_id": "s-follow-up"},
+        model="ragstack",
+        messages=[{"role": "user", "content": "And in 2022?"}],
+        max_tokens=60,
+        extra_body={"session_id": "s-follow-up"},
     )
     assert "2022" in second.model_extra["query"] and "revenue" in second.model_extra["query"].lower()
     assert any(c["doc"] == "acme_2022.pdf" for c in second.model_extra["citations"]), second.model_extra
@@ -142,7 +155,7 @@ def test_models_embeddings_search_and_metrics(loaded, embedder) -> None:
     expected = embedder.encode(["revenue in 2021"])[0]
     assert abs(sum(a * b for a, b in zip(vectors[0].embedding, expected, strict=True)) - 1) < 1e-4
     hits = http.post("/v1/search", json={"query": "capital expenditure 2021", "k": 2}).json()["results"]
-    assert hits[0]["doc"] == "acme_2021.pdf" and hits[0]["page_start"] == 3
+    assert covers(hits[0], "acme_2021.pdf", 3)
     metrics = http.get("/metrics").text
     assert 'ragstack_requests_total{method="POST",route="/v1/search",status="200"}' in metrics
     assert "ragstack_generated_tokens_total" in metrics
@@ -150,14 +163,23 @@ def test_models_embeddings_search_and_metrics(loaded, embedder) -> None:
 
 def test_bad_requests_are_4xx_with_a_message(loaded, tmp_path: Path) -> None:
     _, http, _ = loaded
-    for body in ({}, {"messages": []}, {"messages": "hi"}, {"messages": [{"role": "user"}]},
-                 {"messages": [{"role": "assistant", "content": "hi"}]},
-                 {"messages": [{"role": "user", "content": "hi"}], "max_tokens": -1}):
+    for body in (
+        {},
+        {"messages": []},
+        {"messages": "hi"},
+        {"messages": [{"role": "user"}]},
+        {"messages": [{"role": "assistant", "content": "hi"}]},
+        {"messages": [{"role": "user", "content": "hi"}], "max_tokens": -1},
+    ):
         response = http.post("/v1/chat/completions", json=body)
         assert response.status_code == 422, (body, response.text)
         assert response.json()["error"]["message"].startswith("invalid request")
-    assert http.post("/v1/chat/completions", content=b"{not json",
-                     headers={"content-type": "application/json"}).status_code == 422
+    assert (
+        http.post(
+            "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
+        ).status_code
+        == 422
+    )
     assert http.post("/v1/search", json={"query": ""}).status_code == 422
     assert http.post("/v1/search", json={"query": "x", "mode": "psychic"}).status_code == 422
     assert http.get("/v1/jobs/nope").status_code == 404
@@ -175,8 +197,11 @@ def test_upload_names_cannot_escape_the_folder(loaded, tmp_path: Path) -> None:
     assert safe_filename("a/b/<script>.pdf") == "_script_.pdf"
     server, http, _ = loaded
     pdf = make_pdf(tmp_path / "x.pdf", ["Kangaroos carry their young in a pouch. " + lorem("zoo", 5)])
-    response = http.post("/v1/documents", params={"wait": True},
-                         files=[("files", ("../../../outside.pdf", pdf.read_bytes(), "application/pdf"))])
+    response = http.post(
+        "/v1/documents",
+        params={"wait": True},
+        files=[("files", ("../../../outside.pdf", pdf.read_bytes(), "application/pdf"))],
+    )
     assert response.status_code == 202 and response.json()["documents"] == ["outside.pdf"]
     root = Path(server.server.config.app.state.rag.uploads)
     assert (root / "outside.pdf").is_file() and not (root.parent.parent / "outside.pdf").exists()
@@ -186,24 +211,32 @@ def test_upload_names_cannot_escape_the_folder(loaded, tmp_path: Path) -> None:
 
 def test_delete_removes_a_document_from_answers(loaded, tmp_path: Path) -> None:
     server, http, _ = loaded
-    pdf = make_pdf(tmp_path / "koala.pdf", [lorem("zoo", 5), "Koalas sleep up to twenty hours a day in eucalyptus."])
+    pdf = make_pdf(
+        tmp_path / "koala.pdf", [lorem("zoo", 5), "Koalas sleep up to twenty hours a day in eucalyptus."]
+    )
     upload(http, pdf)
     question = [{"role": "user", "content": "How long do koalas sleep?"}]
     before = client(server).chat.completions.create(model="ragstack", messages=question, max_tokens=40)
-    assert any(c["doc"] == "koala.pdf" for c in before.model_extra["citations"])
+    # the answer is drawn from koala.pdf (whether a 135M model cites it is its own affair)
+    assert before.model_extra["sources"][0]["doc"] == "koala.pdf", before
     assert http.delete("/v1/documents/koala.pdf").json()["deleted"]
     assert "koala.pdf" not in {d["id"] for d in http.get("/v1/documents").json()["data"]}
     after = client(server).chat.completions.create(model="ragstack", messages=question, max_tokens=40)
-    assert all(c["doc"] != "koala.pdf" for c in after.model_extra["citations"])
-    assert all(s["doc"] != "koala.pdf" for s in http.post("/v1/search", json={"query": "koalas"}).json()["results"])
+    assert all(s["doc"] != "koala.pdf" for s in after.model_extra["sources"] + after.model_extra["citations"])
+    assert "koala.pdf" not in after.choices[0].message.content
+    assert all(
+        s["doc"] != "koala.pdf" for s in http.post("/v1/search", json={"query": "koalas"}).json()["results"]
+    )
 
 
 def test_queries_keep_working_during_a_reindex(loaded) -> None:
-    server, http, pdfs = loaded
-    # a third file appears in the upload folder: re-indexing picks it up
+    server, http, _ = loaded
+    # new files appear in the upload folder: re-indexing picks them up
     uploads = Path(server.server.config.app.state.rag.uploads)
     make_pdf(uploads / "acme_2023.pdf", ["Acme Corporation's revenue in 2023 was 6.0 billion dollars."])
-    failures, answered, stop = [], [0], threading.Event()
+    for i in range(4):
+        make_pdf(uploads / f"minutes_{i}.pdf", [lorem(f"meeting{i}", 60), lorem(f"agenda{i}", 60)])
+    failures, answered_at, stop = [], [], threading.Event()
 
     def keep_querying() -> None:
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as own:
@@ -211,24 +244,30 @@ def test_queries_keep_working_during_a_reindex(loaded) -> None:
                 response = own.post("/v1/search", json={"query": "Acme revenue", "k": 3})
                 if response.status_code != 200 or not response.json()["results"]:
                     failures.append(response.text)
-                answered[0] += 1
+                else:
+                    answered_at.append(time.time())
 
     reader = threading.Thread(target=keep_querying)
     reader.start()
     try:
+        time.sleep(0.5)
         job = http.post("/v1/reindex").json()
         deadline = time.monotonic() + 300
         while job["status"] in ("queued", "running"):
             assert time.monotonic() < deadline
             time.sleep(0.2)
             job = http.get(f"/v1/jobs/{job['id']}").json()
+        time.sleep(0.5)
     finally:
         stop.set()
         reader.join()
     assert job["status"] == "done", job
-    assert job["files_total"] >= 1 and job["files_done"] == job["files_total"]
-    assert failures == [] and answered[0] > 5
+    assert job["files_total"] == 5 and job["files_done"] == 5, job
+    assert failures == []
+    during = [t for t in answered_at if job["started"] <= t <= job["finished"]]
+    assert during, "no query was answered while the re-index ran"
+    assert any(t > job["finished"] for t in answered_at)
     docs = {d["id"] for d in http.get("/v1/documents").json()["data"]}
-    assert "acme_2023.pdf" in docs
+    assert {"acme_2023.pdf", "minutes_0.pdf"} <= docs
     hits = http.post("/v1/search", json={"query": "revenue in 2023", "k": 1}).json()["results"]
     assert hits[0]["doc"] == "acme_2023.pdf"
