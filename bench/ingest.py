@@ -127,7 +127,7 @@ def main() -> None:
     if args.child:
         return child(args.child, args.pdfs)
 
-    console = Console()
+    console = Console(width=160)  # tables stay readable when the output goes to a file
     few = subset(args.pdfs, args.limit)
     runs = {}
     if args.all_ragstack:

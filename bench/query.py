@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    console = Console()
+    console = Console(width=160)  # tables stay readable when the output goes to a file
     vectors = clustered_vectors(args.n, rng)
     queries = clustered_vectors(args.queries, rng)
     rows: list[tuple] = []

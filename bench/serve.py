@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=32, help="chat requests per concurrency level")
     parser.add_argument("--max-tokens", type=int, default=16)
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=160)  # tables stay readable when the output goes to a file
     from rag.ingest import ingest
     from rag.settings import Settings
 

@@ -160,19 +160,12 @@ class Answerer:
         # weak sources distract a small model more than they help it
         return [s for s in sources if s.similarity >= self.min_similarity]
 
-    def answer(
-        self,
-        question: str,
-        history: list[Message] | None = None,
-        query: str | None = None,
-        docs: list[str] | None = None,
-        max_tokens: int | None = None,
-        temperature: float = 0.0,
-    ) -> Answer:
-        pieces = self.stream(question, history, query, docs, max_tokens, temperature)
-        for _ in pieces:
+    def answer(self, question: str, **options) -> Answer:
+        """The whole checked answer; `options` as for `stream`."""
+        stream = self.stream(question, **options)
+        for _ in stream:
             pass
-        return pieces.answer
+        return stream.answer
 
     def stream(
         self,
