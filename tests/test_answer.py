@@ -1,5 +1,9 @@
 """Cited answers, follow-up rewriting and sessions, with the real MiniLM and SmolLM2."""
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import covers
@@ -136,3 +140,32 @@ def test_generate_streams_and_bounds_length(generator) -> None:
     assert len(pieces) > 1
     assert generator.count_tokens("".join(pieces)) <= 14
     assert generate(generator, [{"role": "user", "content": "Say hello."}], max_tokens=8)
+
+
+def rag_cli(*args: str, env: dict, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        input=stdin,
+        env={**os.environ, **env},
+    )
+
+
+def test_ask_and_chat_commands(reports, tmp_path: Path, settings, embedder) -> None:
+    ingest([reports], settings, progress=False, embedder=embedder)
+    env = {"RAG_INDEX": str(settings.index), "RAG_SESSIONS": str(tmp_path / "sessions.sqlite")}
+    asked = rag_cli("ask", "What was Acme's revenue in 2021?", "--session", "cli", "--json", env=env)
+    assert asked.returncode == 0, asked.stderr
+    answer = json.loads(asked.stdout)
+    assert answer["text"] and covers(answer["sources"][0], "acme_2021.pdf", 2)
+    follow = rag_cli("ask", "And in 2022?", "--session", "cli", env=env)
+    assert follow.returncode == 0, follow.stderr
+    assert "acme_2022.pdf p." in follow.stdout  # the sources list, after the rewritten follow-up
+    assert len(SessionStore(tmp_path / "sessions.sqlite").turns("cli")) == 4
+    chatted = rag_cli("chat", env=env, stdin="How much was the capital expenditure in 2021?\n")
+    assert chatted.returncode == 0, chatted.stderr
+    assert "session " in chatted.stdout and "acme_2021.pdf p." in chatted.stdout
+    missing = rag_cli("ask", "anything", env={**env, "RAG_INDEX": str(tmp_path / "nowhere")})
+    assert missing.returncode == 2 and "error" in missing.stderr

@@ -158,6 +158,7 @@ def test_models_embeddings_search_and_metrics(loaded, embedder) -> None:
     assert covers(hits[0], "acme_2021.pdf", 3)
     metrics = http.get("/metrics").text
     assert 'ragstack_requests_total{method="POST",route="/v1/search",status="200"}' in metrics
+    assert 'ragstack_request_seconds_bucket{le="0.5",route="/v1/search"}' in metrics
     assert "ragstack_generated_tokens_total" in metrics
 
 
@@ -271,3 +272,21 @@ def test_queries_keep_working_during_a_reindex(loaded) -> None:
     assert {"acme_2023.pdf", "minutes_0.pdf"} <= docs
     hits = http.post("/v1/search", json={"query": "revenue in 2023", "k": 1}).json()["results"]
     assert hits[0]["doc"] == "acme_2023.pdf"
+
+
+def test_without_keys_no_auth_and_the_upload_size_limit(tmp_path: Path) -> None:
+    settings = Settings(index=tmp_path / "index", sessions=tmp_path / "s.sqlite", max_upload_mb=1)
+    server = Server(create_app(settings))  # no models load: nothing here needs them
+    try:
+        assert httpx.get(f"{server.url}/v1/documents").json() == {"object": "list", "data": []}
+        big = b"%PDF-1.4\n" + b"0" * (1024 * 1024 + 10)
+        response = httpx.post(
+            f"{server.url}/v1/documents", files=[("files", ("big.pdf", big, "application/pdf"))]
+        )
+        assert response.status_code == 413 and "1 MB" in response.json()["error"]["message"]
+        assert not (settings.index.parent / "index-documents" / "big.pdf").exists()
+        # asking before anything is indexed is a clear 409, not a 500
+        response = httpx.post(f"{server.url}/v1/search", json={"query": "anything"})
+        assert response.status_code == 409 and "upload documents first" in response.json()["error"]["message"]
+    finally:
+        server.stop()
