@@ -39,6 +39,19 @@ def load_questions(path: Path) -> list[dict]:
     return questions
 
 
+def page_qrels(snapshot, questions: list[dict]) -> dict[str, dict[str, int]]:
+    """Question id -> the chunks whose page span covers one of its evidence pages."""
+    qrels = {}
+    for q in questions:
+        relevant = {}
+        for e in q["evidence"]:
+            for chunk_id in snapshot.records.chunks_covering(e["doc"], e["page"]):
+                relevant[chunk_id] = 1
+        # a question whose evidence is not indexed can only miss
+        qrels[q["id"]] = relevant or {"__evidence_not_indexed__": 1}
+    return qrels
+
+
 def evaluate_pdfqa(
     qa_file: Path, pdfs: Path, modes: list[str], settings: Settings, progress: bool = True
 ) -> dict:
@@ -51,14 +64,7 @@ def evaluate_pdfqa(
     snapshot = retriever.snapshot()
     indexed = {d.name for d in snapshot.documents()}
 
-    qrels = {}
-    for q in questions:
-        relevant = {}
-        for e in q["evidence"]:
-            for chunk_id in snapshot.records.chunks_covering(e["doc"], e["page"]):
-                relevant[chunk_id] = 1
-        # a question whose evidence is not indexed can only miss
-        qrels[q["id"]] = relevant or {"__evidence_not_indexed__": 1}
+    qrels = page_qrels(snapshot, questions)
     figures, per_query, timings = {}, {}, {}
     for mode in modes:
         started = time.perf_counter()
