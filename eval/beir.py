@@ -87,8 +87,10 @@ def evaluate_beir(
         "corpus": len(corpus),
         "figures": figures,
         "settings": index_settings(settings, retriever.snapshot().manifest),
-        "timings": {"ingest_s": ingest_seconds, "search_s": timings,
-                    "chunks_embedded": ingest_report.chunks_embedded},
+        "timings": {
+            "ingest_s": ingest_seconds,
+            "search_s": timings,
+            "chunks_embedded": ingest_report.chunks_embedded,
+        },
         "per_query": per_query,
     }
-

@@ -9,12 +9,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from eval.report import print_table, run_dir, write_results
+from eval.report import print_table, run_dir, write_report, write_results
 from rag.embedding import resolve_precision
 from rag.retrieval import MODES
 from rag.settings import Settings, load_settings
 
-eval_app = typer.Typer(help="Evaluate retrieval (and, later, answers).", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate retrieval and answers; compare runs.", no_args_is_help=True)
 console = Console()
 
 
@@ -53,9 +53,13 @@ def _run(kind: str, dataset: Path, flags: dict, evaluate, title) -> None:
     settings = run_guarded(lambda: load_settings(**flags))
     settings.index = index or cache_index(kind, dataset.resolve().name, settings)
     results = run_guarded(lambda: evaluate(settings))
-    path = write_results(run_dir(out, kind), results)
+    directory = run_dir(out, kind)
+    path = write_results(directory, results)
+    report = write_report(directory, results, title(results))
     print_table(title(results), results["figures"], console)
-    console.print(f"results: {path}")
+    for group, counts in results.get("nan_counts", {}).items():
+        console.print(f"NaN ({group}): " + ", ".join(f"{m} {n}" for m, n in counts.items()))
+    console.print(f"results: {path}\nreport: {report}")
 
 
 @eval_app.command("retrieval")
@@ -74,8 +78,13 @@ def retrieval(
 
     modes = _modes(mode)
     flags = dict(index=index, out=out, model=model, chunk_size=chunk_size, embed_backend=embed_backend)
-    _run("retrieval", beir, flags, lambda settings: evaluate_beir(beir, split, modes, settings),
-         lambda results: f"{beir.name} {split} ({results['queries']} queries)")
+    _run(
+        "retrieval",
+        beir,
+        flags,
+        lambda settings: evaluate_beir(beir, split, modes, settings),
+        lambda results: f"{beir.name} {split} ({results['queries']} queries)",
+    )
 
 
 @eval_app.command("pdfqa")
@@ -94,8 +103,59 @@ def pdfqa(
 
     modes = _modes(mode)
     flags = dict(index=index, out=out, model=model, chunk_size=chunk_size, embed_backend=embed_backend)
-    _run("pdfqa", pdfs, flags, lambda settings: evaluate_pdfqa(qa_file, pdfs, modes, settings),
-         lambda results: f"{qa_file.name} ({results['questions']} questions)")
+    _run(
+        "pdfqa",
+        pdfs,
+        flags,
+        lambda settings: evaluate_pdfqa(qa_file, pdfs, modes, settings),
+        lambda results: f"{qa_file.name} ({results['questions']} questions)",
+    )
+
+
+@eval_app.command("qa")
+def qa(
+    qa_file: Annotated[
+        Path, typer.Argument(help="Questions with reference answers and evidence pages (JSONL)")
+    ],
+    pdfs: Annotated[Path, typer.Option(help="Folder of the PDFs the questions are about")],
+    index: IndexOpt = None,
+    engine: Annotated[
+        str | None, typer.Option(help="Generator engine: transformers (default) or openai")
+    ] = None,
+    llm_model: Annotated[str | None, typer.Option("--llm", help="Generator model")] = None,
+    mode: Annotated[str | None, typer.Option(help="Retrieval mode: dense, bm25 or hybrid (default)")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions")] = None,
+    out: OutOpt = None,
+) -> None:
+    """Answer every question end to end; page hits, EM, F1, ROUGE-L, citation precision/recall."""
+    from eval.qa import evaluate_qa
+    from rag.generation import load_generator
+
+    def evaluate(settings: Settings) -> dict:
+        generator = load_generator(
+            settings.engine, settings.llm_model, settings.llm_base_url, settings.llm_api_key
+        )
+        return evaluate_qa(qa_file, pdfs, settings, generator, limit=limit)
+
+    flags = dict(index=index, out=out, engine=engine, llm_model=llm_model, mode=mode)
+    _run("qa", pdfs, flags, evaluate, lambda results: f"{qa_file.name} ({results['questions']} questions)")
+
+
+@eval_app.command("compare")
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="Run directory (or its results.json): the baseline")],
+    run_b: Annotated[Path, typer.Argument(help="Run directory: the change")],
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write the table (default RUN_B/compare.md)")
+    ] = None,
+) -> None:
+    """Side-by-side figures of two runs with deltas, printed and written as Markdown + JSON."""
+    from eval.compare import compare_runs
+    from rag.cli import run_guarded
+
+    table = run_guarded(lambda: compare_runs(run_a, run_b, out))
+    console.print(table.rich)
+    console.print(f"written: {table.path}")
 
 
 def register(app: typer.Typer) -> None:

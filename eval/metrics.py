@@ -21,9 +21,7 @@ def ranking_metrics(
     run: dict[str, dict[str, float]] = {}
     for query in qrels:
         ids = list(dict.fromkeys(rankings.get(query, [])))  # first occurrence keeps its rank
-        run[query] = {doc: float(len(ids) - rank) for rank, doc in enumerate(ids)} or {
-            NO_RESULT: 0.0
-        }
+        run[query] = {doc: float(len(ids) - rank) for rank, doc in enumerate(ids)} or {NO_RESULT: 0.0}
     qrels_obj, run_obj = Qrels(qrels), Run(run)
     means = evaluate(qrels_obj, run_obj, metrics, make_comparable=True)
     if isinstance(means, float):

@@ -88,8 +88,12 @@ def evaluate_pdfqa(
         "settings": index_settings(settings, manifest),
         "timings": {"ingest_s": ingest_seconds, "search_s": timings, "pages": report.pages},
         "per_question": [
-            {"id": q["id"], "evidence": q["evidence"], "retrieved": q["retrieved"],
-             **{f"{mode}:{m}": per_query[mode][q["id"]][m] for mode in modes for m in METRICS}}
+            {
+                "id": q["id"],
+                "evidence": q["evidence"],
+                "retrieved": q["retrieved"],
+                **{f"{mode}:{m}": per_query[mode][q["id"]][m] for mode in modes for m in METRICS},
+            }
             for q in questions
         ],
     }

@@ -42,8 +42,14 @@ def score_answer(answer, reference: str, evidence: list[dict]) -> dict[str, floa
     }
 
 
-def evaluate_qa(qa_file: Path, pdfs: Path, settings: Settings, generator: Generator,
-                limit: int | None = None, progress: bool = True) -> dict:
+def evaluate_qa(
+    qa_file: Path,
+    pdfs: Path,
+    settings: Settings,
+    generator: Generator,
+    limit: int | None = None,
+    progress: bool = True,
+) -> dict:
     """Answer every question (the first `limit`) from an index of `pdfs` and score the answers."""
     questions = load_questions(Path(qa_file))[:limit]
     started = time.perf_counter()
@@ -56,18 +62,30 @@ def evaluate_qa(qa_file: Path, pdfs: Path, settings: Settings, generator: Genera
     rankings = {q["id"]: [r.chunk_id for r in hits] for q, hits in zip(questions, results, strict=True)}
     retrieval, per_query = ranking_metrics(page_qrels(snapshot, questions), rankings, RETRIEVAL_METRICS)
 
-    answerer = Answerer(retriever, generator, k=settings.answer_k, mode=settings.mode,
-                        min_similarity=settings.min_similarity, max_tokens=settings.max_tokens)
+    answerer = Answerer(
+        retriever,
+        generator,
+        k=settings.answer_k,
+        mode=settings.mode,
+        min_similarity=settings.min_similarity,
+        max_tokens=settings.max_tokens,
+    )
     rows, started = [], time.perf_counter()
     for q in tqdm(questions, desc="answering", disable=not progress):
         answer = answerer.answer(q["question"])
-        rows.append({
-            "id": q["id"], "question": q["question"], "reference": q.get("answer", ""), "answer": answer.text,
-            "evidence": q["evidence"], "found": answer.found,
-            "cited": [[c.doc, c.page, c.page_end] for c in answer.citations],
-            "page_hit@10": per_query[q["id"]]["hit_rate@10"],
-            **score_answer(answer, q.get("answer", ""), q["evidence"]),
-        })
+        rows.append(
+            {
+                "id": q["id"],
+                "question": q["question"],
+                "reference": q.get("answer", ""),
+                "answer": answer.text,
+                "evidence": q["evidence"],
+                "found": answer.found,
+                "cited": [[c.doc, c.page, c.page_end] for c in answer.citations],
+                "page_hit@10": per_query[q["id"]]["hit_rate@10"],
+                **score_answer(answer, q.get("answer", ""), q["evidence"]),
+            }
+        )
     answer_seconds = time.perf_counter() - started
 
     answers, nans = {}, {}
@@ -80,10 +98,18 @@ def evaluate_qa(qa_file: Path, pdfs: Path, settings: Settings, generator: Genera
         "questions": len(questions),
         "figures": {f"retrieval ({settings.mode})": retrieval, "answers": answers},
         "nan_counts": {"answers": nans},
-        "settings": {**index_settings(settings, snapshot.manifest), "generator": generator.name,
-                     "answer_k": settings.answer_k, "max_tokens": settings.max_tokens,
-                     "min_similarity": settings.min_similarity},
-        "timings": {"ingest_s": ingest_seconds, "answer_s": answer_seconds,
-                    "seconds_per_answer": answer_seconds / max(len(questions), 1), "pages": report.pages},
+        "settings": {
+            **index_settings(settings, snapshot.manifest),
+            "generator": generator.name,
+            "answer_k": settings.answer_k,
+            "max_tokens": settings.max_tokens,
+            "min_similarity": settings.min_similarity,
+        },
+        "timings": {
+            "ingest_s": ingest_seconds,
+            "answer_s": answer_seconds,
+            "seconds_per_answer": answer_seconds / max(len(questions), 1),
+            "pages": report.pages,
+        },
         "per_question": rows,
     }

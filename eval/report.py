@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 from importlib import metadata
@@ -37,13 +38,16 @@ def write_results(directory: Path, results: dict) -> Path:
 
 
 def print_table(title: str, rows: dict[str, dict[str, float]], console: Console | None = None) -> None:
-    """rows: row name -> metric -> value; columns are the metrics of the first row."""
+    """rows: row name -> metric -> value; rows with other metrics get a table of their own."""
     console = console or Console()
-    metrics = list(next(iter(rows.values())))
-    table = Table("", *metrics, title=title)
+    groups: dict[tuple[str, ...], list[str]] = {}
     for name, values in rows.items():
-        table.add_row(name, *(f"{values[m]:.4f}" for m in metrics))
-    console.print(table)
+        groups.setdefault(tuple(values), []).append(name)
+    for metrics, names in groups.items():
+        table = Table("", *metrics, title=title)
+        for name in names:
+            table.add_row(name, *(_cell(float(rows[name][m])) for m in metrics))
+        console.print(table)
 
 
 def index_settings(settings, manifest) -> dict:
@@ -58,3 +62,100 @@ def index_settings(settings, manifest) -> dict:
         "chunk_overlap": manifest.chunk_overlap,
         "index_factory": manifest.index_factory,
     }
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "NaN" if math.isnan(value) else f"{value:.4f}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def figure_tables(figures: dict[str, dict[str, float]]) -> list[str]:
+    """One Markdown table per set of metrics (retrieval and answer rows have different columns)."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for row, metrics in figures.items():
+        groups.setdefault(tuple(metrics), []).append(row)
+    return [
+        markdown_table(["", *metrics], [[row, *figures[row].values()] for row in rows])
+        for metrics, rows in groups.items()
+    ]
+
+
+def _question_rows(results: dict) -> tuple[list[str], list[list], dict[str, list[float]]]:
+    """Per-question table and the per-question scores to plot, for each kind of run."""
+    if results.get("kind") == "qa":
+        rows = [
+            [
+                r["id"],
+                r["question"],
+                r["reference"],
+                r["answer"],
+                ", ".join(f"{d} p.{a}" + (f"-{b}" if b != a else "") for d, a, b in r["cited"]) or "-",
+                ", ".join(f"{e['doc']} p.{e['page']}" for e in r["evidence"]),
+                "hit" if r["page_hit@10"] else "miss",
+                r["f1"],
+            ]
+            for r in results["per_question"]
+        ]
+        header = ["id", "question", "reference", "answer", "cited pages", "evidence", "page hit@10", "F1"]
+        scores = {m: [r[m] for r in results["per_question"]] for m in ("f1", "rouge_l")}
+        return header, rows, scores
+    if "per_question" in results:  # pdfqa
+        modes = list(results["figures"])
+        rows = [
+            [
+                q["id"],
+                ", ".join(f"{e['doc']} p.{e['page']}" for e in q["evidence"]),
+                *("hit" if q[f"{m}:hit_rate@10"] else "miss" for m in modes),
+                *(q[f"{m}:mrr@10"] for m in modes),
+            ]
+            for q in results["per_question"]
+        ]
+        header = ["id", "evidence", *(f"{m} hit@10" for m in modes), *(f"{m} MRR@10" for m in modes)]
+        scores = {f"{m} MRR@10": [q[f"{m}:mrr@10"] for q in results["per_question"]] for m in modes}
+        return header, rows, scores
+    per_query = results.get("per_query", {})  # beir
+    modes = list(per_query)
+    if not modes:
+        return [], [], {}
+    query_ids = list(per_query[modes[0]])
+    rows = [[q, *(per_query[m][q]["ndcg@10"] for m in modes)] for q in query_ids]
+    scores = {f"{m} nDCG@10": [per_query[m][q]["ndcg@10"] for q in query_ids] for m in modes}
+    return ["query", *(f"{m} nDCG@10" for m in modes)], rows, scores
+
+
+def write_report(directory: Path, results: dict, title: str) -> Path:
+    """report.md (summary tables, NaN counts, plots, per-question rows) and its PNG plots."""
+    from eval.plots import plot_bars, plot_curves, plot_histogram
+
+    figures = results["figures"]
+    header, rows, scores = _question_rows(results)
+    plots = [
+        p
+        for p in (
+            plot_curves(figures, directory / "curves.png"),
+            plot_bars(figures, directory / "figures.png"),
+            plot_histogram(scores, directory / "scores.png"),
+        )
+        if p is not None
+    ]
+    parts = [f"# {title}", "", *figure_tables(figures)]
+    for group, counts in results.get("nan_counts", {}).items():
+        parts.append(
+            f"\nNaN ({group}, not averaged in, one per question where the metric was undefined): "
+            + ", ".join(f"{m} {n}" for m, n in counts.items())
+        )
+    settings = results.get("settings", {})
+    parts += ["", "Settings: " + ", ".join(f"{k} = {v}" for k, v in settings.items() if k != "index"), ""]
+    parts += [f"![{p.stem}]({p.name})" for p in plots]
+    if rows:
+        parts += ["", f"## Per question ({len(rows)})", "", markdown_table(header, rows)]
+    path = directory / "report.md"
+    path.write_text("\n".join(parts) + "\n")
+    return path

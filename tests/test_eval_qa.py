@@ -1,0 +1,99 @@
+"""`rag eval qa` end to end through the CLI (real MiniLM and SmolLM2), its report, and compare."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+QUESTIONS = [
+    {
+        "id": "q1",
+        "question": "What was Acme's revenue in 2021?",
+        "answer": "4.2 billion dollars",
+        "evidence": [{"doc": "acme_2021.pdf", "page": 2}],
+    },
+    {
+        "id": "q2",
+        "question": "What was Acme's capital expenditure in 2021?",
+        "answer": "310 million dollars",
+        "evidence": [{"doc": "acme_2021.pdf", "page": 3}],
+    },
+    {
+        "id": "q3",
+        "question": "What was Acme's revenue in 2022?",
+        "answer": "5.1 billion dollars",
+        "evidence": [{"doc": "acme_2022.pdf", "page": 2}],
+    },
+]
+
+
+def rag(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RAG_SESSIONS": str(tmp_path / "s.sqlite")}
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, timeout=900, env=env
+    )
+
+
+def test_eval_qa_report_and_compare(reports: Path, tmp_path: Path) -> None:
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("\n".join(json.dumps(q) for q in QUESTIONS) + "\n")
+    index = tmp_path / "index"
+    first = rag(
+        "eval",
+        "qa",
+        str(qa),
+        "--pdfs",
+        str(reports),
+        "--index",
+        str(index),
+        "--out",
+        str(tmp_path / "a"),
+        tmp_path=tmp_path,
+    )
+    assert first.returncode == 0, first.stderr
+    results = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert results["questions"] == 3 and results["settings"]["generator"] == "SmolLM2-135M-Instruct"
+    retrieval = results["figures"]["retrieval (hybrid)"]
+    assert retrieval["hit_rate@10"] == 1.0  # every evidence page is among the top 10 chunks
+    answers = results["figures"]["answers"]
+    assert set(answers) == {"exact_match", "f1", "rouge_l", "citation_precision", "citation_recall"}
+    assert all(0.0 <= v <= 1.0 for v in answers.values() if v == v)
+    # precision is undefined (NaN) exactly for the answers that cite nothing, and is counted
+    uncited = sum(1 for r in results["per_question"] if not r["cited"])
+    assert results["nan_counts"]["answers"]["citation_precision"] == uncited
+    for row in results["per_question"]:
+        assert row["answer"] and row["page_hit@10"] == 1.0
+    report = (tmp_path / "a" / "report.md").read_text()
+    assert "| exact_match |" in report or "exact_match" in report
+    assert "## Per question (3)" in report and "What was Acme's revenue in 2022?" in report
+    for png in ("curves.png", "figures.png", "scores.png"):
+        assert (tmp_path / "a" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    second = rag(
+        "eval",
+        "qa",
+        str(qa),
+        "--pdfs",
+        str(reports),
+        "--index",
+        str(index),
+        "--out",
+        str(tmp_path / "b"),
+        "--mode",
+        "bm25",
+        "--limit",
+        "2",
+        tmp_path=tmp_path,
+    )
+    assert second.returncode == 0, second.stderr
+    compared = rag("eval", "compare", str(tmp_path / "a"), str(tmp_path / "b"), tmp_path=tmp_path)
+    assert compared.returncode == 0, compared.stderr
+    table = json.loads((tmp_path / "b" / "compare.json").read_text())
+    f1 = next(r for r in table["rows"] if r["row"] == "answers" and r["metric"] == "f1")
+    assert abs(f1["delta"] - (f1["b"] - f1["a"])) < 1e-12
+    assert table["settings_changed"] == {}  # mode is not an index setting; the figure rows differ instead
+    assert any(r["row"] == "retrieval (bm25)" for r in table["rows"])
+    assert "delta" in (tmp_path / "b" / "compare.md").read_text()
+    missing = rag("eval", "compare", str(tmp_path / "a"), str(tmp_path / "nope"), tmp_path=tmp_path)
+    assert missing.returncode == 2 and "no results.json" in missing.stderr
