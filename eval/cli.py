@@ -141,6 +141,38 @@ def qa(
     _run("qa", pdfs, flags, evaluate, lambda results: f"{qa_file.name} ({results['questions']} questions)")
 
 
+@eval_app.command("squad")
+def squad(
+    squad_file: Annotated[Path, typer.Argument(help="SQuAD v1.1 JSON (e.g. xquad.en.json)")],
+    index: IndexOpt = None,
+    engine: Annotated[
+        str | None, typer.Option(help="Generator engine: transformers (default) or openai")
+    ] = None,
+    llm_model: Annotated[str | None, typer.Option("--llm", help="Generator model")] = None,
+    mode: Annotated[str | None, typer.Option(help="Retrieval mode: dense, bm25 or hybrid (default)")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions")] = None,
+    out: OutOpt = None,
+) -> None:
+    """The contexts become the corpus; each question is answered from all of it and scored."""
+    from eval.squad import evaluate_squad
+    from rag.generation import load_generator
+
+    def evaluate(settings: Settings) -> dict:
+        generator = load_generator(
+            settings.engine, settings.llm_model, settings.llm_base_url, settings.llm_api_key
+        )
+        return evaluate_squad(squad_file, settings, generator, limit=limit)
+
+    flags = dict(index=index, out=out, engine=engine, llm_model=llm_model, mode=mode)
+    _run(
+        "squad",
+        squad_file,
+        flags,
+        evaluate,
+        lambda results: f"{squad_file.name} ({results['questions']} questions)",
+    )
+
+
 @eval_app.command("compare")
 def compare(
     run_a: Annotated[Path, typer.Argument(help="Run directory (or its results.json): the baseline")],

@@ -1,6 +1,7 @@
-"""End-to-end answer evaluation on a PDF question set (the FinanceBench `qa.jsonl` format): ingest,
-retrieve, answer with citations, then score retrieval (page hits), answers (EM, F1, ROUGE-L) and
-citations (cited pages against evidence pages).
+"""End-to-end answer evaluation: retrieve, answer with citations, then score retrieval (page
+hits), answers (EM, F1, ROUGE-L against the best reference) and citations (cited pages against
+evidence pages). `evaluate_qa` takes a PDF question set (the FinanceBench `qa.jsonl` format);
+eval.squad feeds SQuAD-format data through the same `score_questions`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from eval.answer_metrics import (
+    best_over_references,
     citation_precision_recall,
     exact_match,
     mean_and_nans,
@@ -30,13 +32,14 @@ from rag.settings import Settings
 ANSWER_METRICS = ["exact_match", "f1", "rouge_l", "citation_precision", "citation_recall"]
 
 
-def score_answer(answer, reference: str, evidence: list[dict]) -> dict[str, float]:
+def score_answer(answer, references: list[str], evidence: list[dict]) -> dict[str, float]:
+    """Text metrics against the best of the references; citations against the evidence pages."""
     cited = [(c.doc, c.page, c.page_end) for c in answer.citations]
     precision, recall = citation_precision_recall(cited, [(e["doc"], e["page"]) for e in evidence])
     return {
-        "exact_match": exact_match(answer.text, reference),
-        "f1": token_f1(answer.text, reference),
-        "rouge_l": rouge_l(answer.text, reference),
+        "exact_match": best_over_references(exact_match, answer.text, references),
+        "f1": best_over_references(token_f1, answer.text, references),
+        "rouge_l": best_over_references(rouge_l, answer.text, references),
         "citation_precision": precision,
         "citation_recall": recall,
     }
@@ -52,12 +55,25 @@ def evaluate_qa(
 ) -> dict:
     """Answer every question (the first `limit`) from an index of `pdfs` and score the answers."""
     questions = load_questions(Path(qa_file))[:limit]
+    for q in questions:
+        q["references"] = [q.get("answer", "")]
     started = time.perf_counter()
     report = ingest([Path(pdfs)], settings, progress=progress)
     ingest_seconds = time.perf_counter() - started
+    results = score_questions(questions, settings, generator, progress)
+    results["timings"].update(ingest_s=ingest_seconds, pages=report.pages)
+    return {"kind": "qa", "qa_file": str(qa_file), "pdfs": str(pdfs), **results}
+
+
+def score_questions(
+    questions: list[dict], settings: Settings, generator: Generator, progress: bool = True
+) -> dict:
+    """Retrieve and answer each question from the index at `settings.index`, and score both.
+
+    A question: {"id", "question", "references": [answers], "evidence": [{"doc", "page"}]}.
+    """
     retriever = Retriever(settings.index)
     snapshot = retriever.snapshot()
-
     results = retriever.search_batch([q["question"] for q in questions], k=10, mode=settings.mode)
     rankings = {q["id"]: [r.chunk_id for r in hits] for q, hits in zip(questions, results, strict=True)}
     retrieval, per_query = ranking_metrics(page_qrels(snapshot, questions), rankings, RETRIEVAL_METRICS)
@@ -77,13 +93,13 @@ def evaluate_qa(
             {
                 "id": q["id"],
                 "question": q["question"],
-                "reference": q.get("answer", ""),
+                "reference": " | ".join(q["references"]),
                 "answer": answer.text,
                 "evidence": q["evidence"],
                 "found": answer.found,
                 "cited": [[c.doc, c.page, c.page_end] for c in answer.citations],
                 "page_hit@10": per_query[q["id"]]["hit_rate@10"],
-                **score_answer(answer, q.get("answer", ""), q["evidence"]),
+                **score_answer(answer, q["references"], q["evidence"]),
             }
         )
     answer_seconds = time.perf_counter() - started
@@ -92,24 +108,20 @@ def evaluate_qa(
     for metric in ANSWER_METRICS:
         answers[metric], nans[metric] = mean_and_nans(row[metric] for row in rows)
     return {
-        "kind": "qa",
-        "qa_file": str(qa_file),
-        "pdfs": str(pdfs),
         "questions": len(questions),
         "figures": {f"retrieval ({settings.mode})": retrieval, "answers": answers},
         "nan_counts": {"answers": nans},
         "settings": {
             **index_settings(settings, snapshot.manifest),
+            "mode": settings.mode,
             "generator": generator.name,
             "answer_k": settings.answer_k,
             "max_tokens": settings.max_tokens,
             "min_similarity": settings.min_similarity,
         },
         "timings": {
-            "ingest_s": ingest_seconds,
             "answer_s": answer_seconds,
             "seconds_per_answer": answer_seconds / max(len(questions), 1),
-            "pages": report.pages,
         },
         "per_question": rows,
     }

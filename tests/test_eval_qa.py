@@ -97,3 +97,69 @@ def test_eval_qa_report_and_compare(reports: Path, tmp_path: Path) -> None:
     assert "delta" in (tmp_path / "b" / "compare.md").read_text()
     missing = rag("eval", "compare", str(tmp_path / "a"), str(tmp_path / "nope"), tmp_path=tmp_path)
     assert missing.returncode == 2 and "no results.json" in missing.stderr
+
+
+def test_eval_squad_indexes_the_contexts(tmp_path: Path) -> None:
+    squad = {
+        "version": "1.1",
+        "data": [
+            {
+                "title": "Koalas",
+                "paragraphs": [
+                    {
+                        "context": "Koalas sleep up to twenty hours a day. They eat eucalyptus "
+                        "leaves, which are poor in energy.",
+                        "qas": [
+                            {
+                                "id": "k1",
+                                "question": "How long do koalas sleep each day?",
+                                "answers": [
+                                    {"text": "up to twenty hours", "answer_start": 13},
+                                    {"text": "twenty hours", "answer_start": 19},
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            },
+            {
+                "title": "Volcanoes",
+                "paragraphs": [
+                    {
+                        "context": "Mount Etna in Sicily is one of the most active volcanoes in the world.",
+                        "qas": [
+                            {
+                                "id": "v1",
+                                "question": "Where is Mount Etna?",
+                                "answers": [{"text": "Sicily", "answer_start": 14}],
+                            }
+                        ],
+                    }
+                ],
+            },
+        ],
+    }
+    path = tmp_path / "tiny-squad.json"
+    path.write_text(json.dumps(squad))
+    done = rag(
+        "eval",
+        "squad",
+        str(path),
+        "--index",
+        str(tmp_path / "index"),
+        "--out",
+        str(tmp_path / "run"),
+        tmp_path=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["contexts"] == 2 and results["questions"] == 2
+    assert results["figures"]["retrieval (hybrid)"]["hit_rate@1"] == 1.0  # each question finds its paragraph
+    rows = {r["id"]: r for r in results["per_question"]}
+    assert rows["k1"]["evidence"] == [{"doc": "Koalas-1", "page": 1}]
+    assert rows["k1"]["reference"] == "up to twenty hours | twenty hours"
+    assert (tmp_path / "run" / "report.md").is_file()
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    failed = rag("eval", "squad", str(bad), "--index", str(tmp_path / "index2"), tmp_path=tmp_path)
+    assert failed.returncode == 2 and "not a SQuAD JSON file" in failed.stderr
