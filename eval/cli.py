@@ -42,6 +42,26 @@ ModelOpt = Annotated[str | None, typer.Option(help="Embedding model")]
 ChunkOpt = Annotated[int | None, typer.Option(help="Tokens per chunk")]
 BackendOpt = Annotated[str | None, typer.Option(help="torch or onnx-int8")]
 OutOpt = Annotated[Path | None, typer.Option(help="Run directory (default runs/KIND-TIME)")]
+JudgeOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="LLM judge for ragas metrics: transformers (the embedded model) or openai (with --judge-url); "
+        "off by default"
+    ),
+]
+JudgeModelOpt = Annotated[str | None, typer.Option(help="Judge model (default: the generator's)")]
+JudgeUrlOpt = Annotated[str | None, typer.Option(help="OpenAI-compatible base URL of the judge (e.g. vLLM)")]
+
+
+def load_judge(engine: str | None, model: str | None, url: str | None, settings: Settings):
+    """The judge generator, or None; the embedded judge shares the answering model when it can."""
+    from rag.generation import load_generator
+
+    if engine is None:
+        return None
+    if engine not in ("transformers", "openai"):
+        raise ValueError(f"unknown judge {engine!r}; choose transformers or openai")
+    return load_generator(engine, model or settings.llm_model, url, settings.llm_api_key)
 
 
 def _run(kind: str, dataset: Path, flags: dict, evaluate, title) -> None:
@@ -125,9 +145,13 @@ def qa(
     llm_model: Annotated[str | None, typer.Option("--llm", help="Generator model")] = None,
     mode: Annotated[str | None, typer.Option(help="Retrieval mode: dense, bm25 or hybrid (default)")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N questions")] = None,
+    judge: JudgeOpt = None,
+    judge_model: JudgeModelOpt = None,
+    judge_url: JudgeUrlOpt = None,
     out: OutOpt = None,
 ) -> None:
-    """Answer every question end to end; page hits, EM, F1, ROUGE-L, citation precision/recall."""
+    """Answer every question end to end; page hits, EM, F1, ROUGE-L, citation precision/recall,
+    and with --judge ragas's faithfulness, answer relevancy, context precision and recall."""
     from eval.qa import evaluate_qa
     from rag.generation import load_generator
 
@@ -135,7 +159,8 @@ def qa(
         generator = load_generator(
             settings.engine, settings.llm_model, settings.llm_base_url, settings.llm_api_key
         )
-        return evaluate_qa(qa_file, pdfs, settings, generator, limit=limit)
+        judge_generator = load_judge(judge, judge_model, judge_url, settings)
+        return evaluate_qa(qa_file, pdfs, settings, generator, limit=limit, judge=judge_generator)
 
     flags = dict(index=index, out=out, engine=engine, llm_model=llm_model, mode=mode)
     _run("qa", pdfs, flags, evaluate, lambda results: f"{qa_file.name} ({results['questions']} questions)")
@@ -151,6 +176,9 @@ def squad(
     llm_model: Annotated[str | None, typer.Option("--llm", help="Generator model")] = None,
     mode: Annotated[str | None, typer.Option(help="Retrieval mode: dense, bm25 or hybrid (default)")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N questions")] = None,
+    judge: JudgeOpt = None,
+    judge_model: JudgeModelOpt = None,
+    judge_url: JudgeUrlOpt = None,
     out: OutOpt = None,
 ) -> None:
     """The contexts become the corpus; each question is answered from all of it and scored."""
@@ -161,7 +189,8 @@ def squad(
         generator = load_generator(
             settings.engine, settings.llm_model, settings.llm_base_url, settings.llm_api_key
         )
-        return evaluate_squad(squad_file, settings, generator, limit=limit)
+        judge_generator = load_judge(judge, judge_model, judge_url, settings)
+        return evaluate_squad(squad_file, settings, generator, limit=limit, judge=judge_generator)
 
     flags = dict(index=index, out=out, engine=engine, llm_model=llm_model, mode=mode)
     _run(

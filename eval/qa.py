@@ -52,6 +52,7 @@ def evaluate_qa(
     generator: Generator,
     limit: int | None = None,
     progress: bool = True,
+    judge: Generator | None = None,
 ) -> dict:
     """Answer every question (the first `limit`) from an index of `pdfs` and score the answers."""
     questions = load_questions(Path(qa_file))[:limit]
@@ -60,17 +61,22 @@ def evaluate_qa(
     started = time.perf_counter()
     report = ingest([Path(pdfs)], settings, progress=progress)
     ingest_seconds = time.perf_counter() - started
-    results = score_questions(questions, settings, generator, progress)
+    results = score_questions(questions, settings, generator, progress, judge)
     results["timings"].update(ingest_s=ingest_seconds, pages=report.pages)
     return {"kind": "qa", "qa_file": str(qa_file), "pdfs": str(pdfs), **results}
 
 
 def score_questions(
-    questions: list[dict], settings: Settings, generator: Generator, progress: bool = True
+    questions: list[dict],
+    settings: Settings,
+    generator: Generator,
+    progress: bool = True,
+    judge: Generator | None = None,
 ) -> dict:
     """Retrieve and answer each question from the index at `settings.index`, and score both.
 
     A question: {"id", "question", "references": [answers], "evidence": [{"doc", "page"}]}.
+    With a `judge`, ragas's LLM-judged metrics are added (eval.judge).
     """
     retriever = Retriever(settings.index)
     snapshot = retriever.snapshot()
@@ -86,9 +92,17 @@ def score_questions(
         min_similarity=settings.min_similarity,
         max_tokens=settings.max_tokens,
     )
-    rows, started = [], time.perf_counter()
+    rows, samples, started = [], [], time.perf_counter()
     for q in tqdm(questions, desc="answering", disable=not progress):
         answer = answerer.answer(q["question"])
+        samples.append(
+            {
+                "question": q["question"],
+                "answer": answer.text,
+                "reference": q["references"][0],
+                "contexts": [s.text for s in answer.sources],
+            }
+        )
         rows.append(
             {
                 "id": q["id"],
@@ -104,13 +118,29 @@ def score_questions(
         )
     answer_seconds = time.perf_counter() - started
 
-    answers, nans = {}, {}
+    figures = {f"retrieval ({settings.mode})": retrieval, "answers": {}}
+    nan_counts: dict[str, dict[str, int]] = {"answers": {}}
     for metric in ANSWER_METRICS:
-        answers[metric], nans[metric] = mean_and_nans(row[metric] for row in rows)
+        figures["answers"][metric], nan_counts["answers"][metric] = mean_and_nans(row[metric] for row in rows)
+    judge_seconds = 0.0
+    if judge is not None:
+        from eval.judge import JUDGE_METRICS, judge_scores
+
+        started = time.perf_counter()
+        for row, scores in zip(
+            rows, judge_scores(samples, judge, retriever.embedder, progress=progress), strict=True
+        ):
+            row.update({f"judge:{m}": v for m, v in scores.items()})
+        judge_seconds = time.perf_counter() - started
+        figures["judge"], nan_counts["judge"] = {}, {}
+        for metric in JUDGE_METRICS:
+            figures["judge"][metric], nan_counts["judge"][metric] = mean_and_nans(
+                r[f"judge:{metric}"] for r in rows
+            )
     return {
         "questions": len(questions),
-        "figures": {f"retrieval ({settings.mode})": retrieval, "answers": answers},
-        "nan_counts": {"answers": nans},
+        "figures": figures,
+        "nan_counts": nan_counts,
         "settings": {
             **index_settings(settings, snapshot.manifest),
             "mode": settings.mode,
@@ -118,10 +148,12 @@ def score_questions(
             "answer_k": settings.answer_k,
             "max_tokens": settings.max_tokens,
             "min_similarity": settings.min_similarity,
+            "judge": judge.name if judge else None,
         },
         "timings": {
             "answer_s": answer_seconds,
             "seconds_per_answer": answer_seconds / max(len(questions), 1),
+            "judge_s": judge_seconds,
         },
         "per_question": rows,
     }

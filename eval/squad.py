@@ -45,12 +45,17 @@ def load_squad(path: Path) -> tuple[dict[str, str], list[dict]]:
 
 
 def evaluate_squad(
-    path: Path, settings: Settings, generator: Generator, limit: int | None = None, progress: bool = True
+    path: Path,
+    settings: Settings,
+    generator: Generator,
+    limit: int | None = None,
+    progress: bool = True,
+    judge: Generator | None = None,
 ) -> dict:
     contexts, questions = load_squad(path)
     started = time.perf_counter()
     update_index(corpus_sources(Path(path).stem, contexts), settings, prune=lambda p: True, progress=progress)
     ingest_seconds = time.perf_counter() - started
-    results = score_questions(questions[:limit], settings, generator, progress)
+    results = score_questions(questions[:limit], settings, generator, progress, judge)
     results["timings"]["ingest_s"] = ingest_seconds
     return {"kind": "qa", "dataset": str(path), "contexts": len(contexts), **results}

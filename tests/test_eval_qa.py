@@ -163,3 +163,40 @@ def test_eval_squad_indexes_the_contexts(tmp_path: Path) -> None:
     bad.write_text("[1, 2]")
     failed = rag("eval", "squad", str(bad), "--index", str(tmp_path / "index2"), tmp_path=tmp_path)
     assert failed.returncode == 2 and "not a SQuAD JSON file" in failed.stderr
+
+
+class Unparsable:
+    """A stand-in judge for a plumbing test: it never writes the JSON ragas asks for, as small local
+    judges often do not. Answers come from the real SmolLM2."""
+
+    name = "unparsable-judge"
+
+    def __init__(self):
+        self.calls = 0
+
+    def stream(self, messages, max_tokens=256, temperature=0.0):
+        self.calls += 1
+        yield "I am not sure what you mean."
+
+
+def test_ragas_nans_from_an_unparsable_judge_are_counted(reports, settings, embedder, generator) -> None:
+    from eval.qa import score_questions
+    from rag.ingest import ingest
+
+    ingest([reports], settings, progress=False, embedder=embedder)
+    questions = [{**q, "references": [q["answer"]]} for q in QUESTIONS[:2]]
+    judge = Unparsable()
+    results = score_questions(questions, settings, generator, progress=False, judge=judge)
+    assert judge.calls > 0  # ragas really asked the judge
+    assert set(results["figures"]["judge"]) == {
+        "faithfulness",
+        "answer_relevancy",
+        "context_precision",
+        "context_recall",
+    }
+    for metric, count in results["nan_counts"]["judge"].items():
+        values = [row[f"judge:{metric}"] for row in results["per_question"]]
+        assert count == sum(v != v for v in values), metric  # every NaN counted, none hidden
+        if count == len(values):
+            assert results["figures"]["judge"][metric] != results["figures"]["judge"][metric]  # NaN, not 0
+    assert results["nan_counts"]["judge"]["faithfulness"] == 2  # nothing parsable: all undefined
