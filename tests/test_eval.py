@@ -26,19 +26,45 @@ def test_metrics_match_hand_computed_values() -> None:
 def test_pdfqa_command_scores_page_hits(corpus: Path, tmp_path: Path) -> None:
     qa = tmp_path / "qa.jsonl"
     rows = [
-        {"id": "z", "question": "Where do zebras migrate?", "answer": "Serengeti",
-         "evidence": [{"doc": "zoo.pdf", "page": 2}]},
-        {"id": "e", "question": "Which moon hides a salty ocean?", "answer": "Europa",
-         "evidence": [{"doc": "space.pdf", "page": 4}]},
-        {"id": "m", "question": "What is in the missing report?", "answer": "?",
-         "evidence": [{"doc": "missing.pdf", "page": 1}]},
+        {
+            "id": "z",
+            "question": "Where do zebras migrate?",
+            "answer": "Serengeti",
+            "evidence": [{"doc": "zoo.pdf", "page": 2}],
+        },
+        {
+            "id": "e",
+            "question": "Which moon hides a salty ocean?",
+            "answer": "Europa",
+            "evidence": [{"doc": "space.pdf", "page": 4}],
+        },
+        {
+            "id": "m",
+            "question": "What is in the missing report?",
+            "answer": "?",
+            "evidence": [{"doc": "missing.pdf", "page": 1}],
+        },
     ]
     qa.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     out = tmp_path / "run"
     done = subprocess.run(
-        [sys.executable, "-m", "rag.cli", "eval", "pdfqa", str(qa), "--pdfs", str(corpus),
-         "--index", str(tmp_path / "idx"), "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "rag.cli",
+            "eval",
+            "pdfqa",
+            str(qa),
+            "--pdfs",
+            str(corpus),
+            "--index",
+            str(tmp_path / "idx"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     results = json.loads((out / "results.json").read_text())
@@ -54,8 +80,21 @@ def test_bad_question_file_is_a_clear_error(tmp_path: Path, corpus: Path) -> Non
     qa = tmp_path / "qa.jsonl"
     qa.write_text('{"question": "no id"}\n')
     done = subprocess.run(
-        [sys.executable, "-m", "rag.cli", "eval", "pdfqa", str(qa), "--pdfs", str(corpus),
-         "--index", str(tmp_path / "idx")], capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "rag.cli",
+            "eval",
+            "pdfqa",
+            str(qa),
+            "--pdfs",
+            str(corpus),
+            "--index",
+            str(tmp_path / "idx"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 2 and "not a question record" in done.stderr
 
@@ -96,13 +135,31 @@ def test_financebench_pdfs_give_their_pages(tmp_path: Path, embedder) -> None:
 def test_scifact_figures(tmp_path: Path) -> None:
     """The published all-MiniLM-L6-v2 figure (0.645 nDCG@10, dense) checks the embedding path.
 
-    In float32, as the published figure was made; bf16 is bounded against fp32 in test_embedding.
+    In float32, as the published figure was made, with batches of 64: CPU inference is deterministic
+    for a given batch composition, so the figure is reproducible (0.6537); other batch sizes and bf16
+    move it by up to +0.003 (see bench/RESULTS.md), and bf16 is bounded against fp32 in test_embedding.
     """
     out = tmp_path / "run"
     done = subprocess.run(
-        [sys.executable, "-m", "rag.cli", "eval", "retrieval", "--beir", str(SHARED_DATA / "scifact"),
-         "--split", "test", "--index", str(tmp_path / "idx"), "--out", str(out)],
-        capture_output=True, text=True, timeout=1800, env={**os.environ, "RAG_EMBED_PRECISION": "fp32"},
+        [
+            sys.executable,
+            "-m",
+            "rag.cli",
+            "eval",
+            "retrieval",
+            "--beir",
+            str(SHARED_DATA / "scifact"),
+            "--split",
+            "test",
+            "--index",
+            str(tmp_path / "idx"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, "RAG_EMBED_PRECISION": "fp32", "RAG_EMBED_BATCH_SIZE": "64"},
     )
     assert done.returncode == 0, done.stderr
     figures = json.loads((out / "results.json").read_text())["figures"]
