@@ -92,7 +92,7 @@ def test_eval_qa_report_and_compare(reports: Path, tmp_path: Path) -> None:
     table = json.loads((tmp_path / "b" / "compare.json").read_text())
     f1 = next(r for r in table["rows"] if r["row"] == "answers" and r["metric"] == "f1")
     assert abs(f1["delta"] - (f1["b"] - f1["a"])) < 1e-12
-    assert table["settings_changed"] == {}  # mode is not an index setting; the figure rows differ instead
+    assert table["settings_changed"] == {"mode": ["hybrid", "bm25"]}
     assert any(r["row"] == "retrieval (bm25)" for r in table["rows"])
     assert "delta" in (tmp_path / "b" / "compare.md").read_text()
     missing = rag("eval", "compare", str(tmp_path / "a"), str(tmp_path / "nope"), tmp_path=tmp_path)
