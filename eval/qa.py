@@ -84,14 +84,7 @@ def score_questions(
     rankings = {q["id"]: [r.chunk_id for r in hits] for q, hits in zip(questions, results, strict=True)}
     retrieval, per_query = ranking_metrics(page_qrels(snapshot, questions), rankings, RETRIEVAL_METRICS)
 
-    answerer = Answerer(
-        retriever,
-        generator,
-        k=settings.answer_k,
-        mode=settings.mode,
-        min_similarity=settings.min_similarity,
-        max_tokens=settings.max_tokens,
-    )
+    answerer = Answerer.from_settings(retriever, generator, settings)
     rows, samples, started = [], [], time.perf_counter()
     for q in tqdm(questions, desc="answering", disable=not progress):
         answer = answerer.answer(q["question"])

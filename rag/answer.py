@@ -152,6 +152,18 @@ class Answerer:
         self.min_similarity = min_similarity
         self.max_tokens = max_tokens
 
+    @classmethod
+    def from_settings(cls, retriever: Retriever, generator: Generator, settings) -> Answerer:
+        """The answerer rag.settings.Settings describe (answer_k, mode, min_similarity, max_tokens)."""
+        return cls(
+            retriever,
+            generator,
+            k=settings.answer_k,
+            mode=settings.mode,
+            min_similarity=settings.min_similarity,
+            max_tokens=settings.max_tokens,
+        )
+
     def retrieve(self, query: str, docs: list[str] | None = None) -> list[SearchResult]:
         """The sources for a query that are relevant enough; possibly none."""
         sources = self.retriever.search(query, k=self.k, mode=self.mode, docs=docs)

@@ -254,12 +254,5 @@ def open_chat(settings, generator: Generator | None = None, retriever=None) -> C
     generator = generator or load_generator(
         settings.engine, settings.llm_model, settings.llm_base_url, settings.llm_api_key
     )
-    answerer = Answerer(
-        retriever,
-        generator,
-        k=settings.answer_k,
-        mode=settings.mode,
-        min_similarity=settings.min_similarity,
-        max_tokens=settings.max_tokens,
-    )
+    answerer = Answerer.from_settings(retriever, generator, settings)
     return Chat(answerer, SessionStore(settings.sessions))
