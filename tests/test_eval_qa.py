@@ -65,7 +65,8 @@ def test_eval_qa_report_and_compare(reports: Path, tmp_path: Path) -> None:
     for row in results["per_question"]:
         assert row["answer"] and row["page_hit@10"] == 1.0
     report = (tmp_path / "a" / "report.md").read_text()
-    assert "| exact_match |" in report or "exact_match" in report
+    assert "| exact_match | f1 | rouge_l | citation_precision | citation_recall |" in report
+    assert "NaN (answers" in report and "| page hit@10 |" not in report.split("## Per question")[0]
     assert "## Per question (3)" in report and "What was Acme's revenue in 2022?" in report
     for png in ("curves.png", "figures.png", "scores.png"):
         assert (tmp_path / "a" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
