@@ -53,15 +53,26 @@ JudgeModelOpt = Annotated[str | None, typer.Option(help="Judge model (default: t
 JudgeUrlOpt = Annotated[str | None, typer.Option(help="OpenAI-compatible base URL of the judge (e.g. vLLM)")]
 
 
-def load_judge(engine: str | None, model: str | None, url: str | None, settings: Settings):
-    """The judge generator, or None; the embedded judge shares the answering model when it can."""
+EngineOpt = Annotated[str | None, typer.Option(help="Generator engine: transformers (default) or openai")]
+LlmOpt = Annotated[str | None, typer.Option("--llm", help="Generator model")]
+AnswerModeOpt = Annotated[str | None, typer.Option(help="Retrieval mode: dense, bm25 or hybrid (default)")]
+LimitOpt = Annotated[int | None, typer.Option(help="Only the first N questions")]
+
+
+def load_generators(settings: Settings, judge: str | None, judge_model: str | None, judge_url: str | None):
+    """(the answering generator, the judge generator or None) for `rag eval qa` and `rag eval squad`."""
     from rag.generation import load_generator
 
-    if engine is None:
-        return None
-    if engine not in ("transformers", "openai"):
-        raise ValueError(f"unknown judge {engine!r}; choose transformers or openai")
-    return load_generator(engine, model or settings.llm_model, url, settings.llm_api_key)
+    if judge not in (None, "transformers", "openai"):
+        raise ValueError(f"unknown judge {judge!r}; choose transformers or openai")
+    generator = load_generator(
+        settings.engine, settings.llm_model, settings.llm_base_url, settings.llm_api_key
+    )
+    if judge is None:
+        return generator, None
+    return generator, load_generator(
+        judge, judge_model or settings.llm_model, judge_url, settings.llm_api_key
+    )
 
 
 def _run(kind: str, dataset: Path, flags: dict, evaluate, title) -> None:
@@ -139,12 +150,10 @@ def qa(
     ],
     pdfs: Annotated[Path, typer.Option(help="Folder of the PDFs the questions are about")],
     index: IndexOpt = None,
-    engine: Annotated[
-        str | None, typer.Option(help="Generator engine: transformers (default) or openai")
-    ] = None,
-    llm_model: Annotated[str | None, typer.Option("--llm", help="Generator model")] = None,
-    mode: Annotated[str | None, typer.Option(help="Retrieval mode: dense, bm25 or hybrid (default)")] = None,
-    limit: Annotated[int | None, typer.Option(help="Only the first N questions")] = None,
+    engine: EngineOpt = None,
+    llm_model: LlmOpt = None,
+    mode: AnswerModeOpt = None,
+    limit: LimitOpt = None,
     judge: JudgeOpt = None,
     judge_model: JudgeModelOpt = None,
     judge_url: JudgeUrlOpt = None,
@@ -153,13 +162,9 @@ def qa(
     """Answer every question end to end; page hits, EM, F1, ROUGE-L, citation precision/recall,
     and with --judge ragas's faithfulness, answer relevancy, context precision and recall."""
     from eval.qa import evaluate_qa
-    from rag.generation import load_generator
 
     def evaluate(settings: Settings) -> dict:
-        generator = load_generator(
-            settings.engine, settings.llm_model, settings.llm_base_url, settings.llm_api_key
-        )
-        judge_generator = load_judge(judge, judge_model, judge_url, settings)
+        generator, judge_generator = load_generators(settings, judge, judge_model, judge_url)
         return evaluate_qa(qa_file, pdfs, settings, generator, limit=limit, judge=judge_generator)
 
     flags = dict(index=index, out=out, engine=engine, llm_model=llm_model, mode=mode)
@@ -170,12 +175,10 @@ def qa(
 def squad(
     squad_file: Annotated[Path, typer.Argument(help="SQuAD v1.1 JSON (e.g. xquad.en.json)")],
     index: IndexOpt = None,
-    engine: Annotated[
-        str | None, typer.Option(help="Generator engine: transformers (default) or openai")
-    ] = None,
-    llm_model: Annotated[str | None, typer.Option("--llm", help="Generator model")] = None,
-    mode: Annotated[str | None, typer.Option(help="Retrieval mode: dense, bm25 or hybrid (default)")] = None,
-    limit: Annotated[int | None, typer.Option(help="Only the first N questions")] = None,
+    engine: EngineOpt = None,
+    llm_model: LlmOpt = None,
+    mode: AnswerModeOpt = None,
+    limit: LimitOpt = None,
     judge: JudgeOpt = None,
     judge_model: JudgeModelOpt = None,
     judge_url: JudgeUrlOpt = None,
@@ -183,13 +186,9 @@ def squad(
 ) -> None:
     """The contexts become the corpus; each question is answered from all of it and scored."""
     from eval.squad import evaluate_squad
-    from rag.generation import load_generator
 
     def evaluate(settings: Settings) -> dict:
-        generator = load_generator(
-            settings.engine, settings.llm_model, settings.llm_base_url, settings.llm_api_key
-        )
-        judge_generator = load_judge(judge, judge_model, judge_url, settings)
+        generator, judge_generator = load_generators(settings, judge, judge_model, judge_url)
         return evaluate_squad(squad_file, settings, generator, limit=limit, judge=judge_generator)
 
     flags = dict(index=index, out=out, engine=engine, llm_model=llm_model, mode=mode)
