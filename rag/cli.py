@@ -169,6 +169,23 @@ def docs_remove(
     out.print(f"removed {report.count('removed')} document(s); generation {report.generation}")
 
 
+@app.command()
+def reindex(
+    model: Annotated[str, typer.Option(help="The new embedding model: a directory (rag finetune-embed) or hub id")],
+    index: IndexOpt = None,
+    into: Annotated[Path | None, typer.Option(help="Write to this new index directory instead")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
+) -> None:
+    """Re-embed the whole index with another model, published atomically as a new generation;
+    searches keep working (on the old generation) while it runs."""
+    from rag.reindex import reindex as run_reindex
+
+    settings = run_guarded(lambda: load_settings(index=index))
+    report = run_guarded(lambda: run_reindex(settings, model, into, progress=not quiet))
+    out.print(f"re-embedded {report.chunks} chunks with {report.model} (was {report.previous_model}) "
+              f"in {report.seconds:.1f} s; generation {report.generation} in {report.index}", highlight=False)
+
+
 EngineOpt = Annotated[str | None, typer.Option(help="transformers (default, embedded), openai or vllm")]
 
 

@@ -64,11 +64,22 @@ class Retriever:
 
     def snapshot(self) -> Snapshot:
         """The current generation, reopened when a writer has published a newer one."""
+        return self._current()[0]
+
+    def _current(self) -> tuple[Snapshot, Embedder]:
+        """The current generation and the model its vectors were made with, as one pair: a
+        re-index with another model (`rag reindex --model`) swaps both between two searches."""
         with self._lock:
             name = self.store.current_name()
             if name is not None and name != self._snapshot.name:
-                self._snapshot = self.store.open()
-            return self._snapshot
+                snap = self.store.open()
+                manifest = snap.manifest
+                if (manifest.model, manifest.embed_backend) != (
+                    self._snapshot.manifest.model, self._snapshot.manifest.embed_backend
+                ):
+                    self.embedder = load_embedder(manifest.model, manifest.embed_backend)
+                self._snapshot = snap
+            return self._snapshot, self.embedder
 
     def search(
         self, query: str, k: int = 10, mode: Mode = "hybrid", docs: list[str] | None = None
@@ -87,7 +98,7 @@ class Retriever:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        snap = self.snapshot()
+        snap, embedder = self._current()
         if snap.n_chunks == 0 or not queries:
             return [[] for _ in queries]
         allowed = None
@@ -103,7 +114,7 @@ class Retriever:
             # BM25 runs beside the query embedding: torch releases the GIL while it computes
             sparse = self._pool.submit(bm25.search, snap.bm25, queries, depth, snap.n_chunks, allowed)
         if mode in ("dense", "hybrid"):
-            vectors = self.embedder.encode(queries)
+            vectors = embedder.encode(queries)
             rankings.append(self._dense(snap, vectors, depth, allowed))
         if sparse is not None:
             rankings.append(sparse.result())

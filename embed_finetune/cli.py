@@ -1,0 +1,74 @@
+"""`rag finetune-embed`: parse flags, run one fine-tuning job, print the before/after table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+
+def finetune_embed(
+    out: Annotated[Path, typer.Option(help="Directory for the tuned model (with its card and report)")],
+    index: Annotated[Path | None, typer.Option(help="Index to tune on (synthetic queries, or --qa labels)")] = None,
+    beir: Annotated[Path | None, typer.Option(help="BEIR dataset to train on (its qrels)")] = None,
+    split: Annotated[str, typer.Option(help="BEIR qrels split to train on")] = "train",
+    eval_split: Annotated[str, typer.Option(help="BEIR split also scored before/after")] = "test",
+    qa: Annotated[Path | None, typer.Option(help="QA file with evidence pages: its pages are positives")] = None,
+    synthetic: Annotated[int, typer.Option(help="Chunks to write synthetic queries for")] = 2000,
+    queries: Annotated[str, typer.Option(help="Synthetic query style: crop (no LLM) or llm")] = "crop",
+    query_engine: Annotated[str, typer.Option(help="Generator for llm queries: transformers or openai")] = (
+        "transformers"
+    ),
+    query_model: Annotated[str | None, typer.Option(help="Generator model (default: the bundled one)")] = None,
+    query_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL (e.g. vLLM)")] = None,
+    round_trip_k: Annotated[int, typer.Option(help="A query must find its chunk in this top k")] = 10,
+    held_out: Annotated[float, typer.Option(help="Fraction of queries held out for evaluation")] = 0.1,
+    eval_qa: Annotated[Path | None, typer.Option(help="Questions scored before/after, never trained on")] = None,
+    base: Annotated[str | None, typer.Option(help="Model to tune (default: the index's model)")] = None,
+    epochs: Annotated[float, typer.Option(help="Passes over the training pairs")] = 1.0,
+    batch_size: Annotated[int, typer.Option(help="Pairs per batch (in-batch negatives)")] = 32,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate")] = 5e-5,
+    loss: Annotated[str, typer.Option(help="mnrl or cached-mnrl (big batches, little memory)")] = "mnrl",
+    matryoshka: Annotated[str | None, typer.Option(help="Also train these dimensions, e.g. 256,128")] = None,
+    negatives: Annotated[int, typer.Option(help="Hard negatives mined per pair (0: none)")] = 1,
+    max_steps: Annotated[int, typer.Option(help="Stop after this many steps (-1: all epochs)")] = -1,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out")] = False,
+) -> None:
+    """Tune the embedding model on your documents; report before/after on held-out queries."""
+    from embed_finetune.finetune import FinetuneJob, finetune_embedder
+    from embed_finetune.train import TrainConfig
+    from eval.report import print_table
+    from rag.cli import run_guarded
+    from rag.settings import load_settings
+
+    if beir is not None and (index is not None or qa is not None):
+        raise typer.BadParameter("--beir trains on the dataset's qrels: leave out --index and --qa")
+    if queries not in ("crop", "llm"):
+        raise typer.BadParameter("--queries must be crop or llm")
+    dims = [int(d) for d in matryoshka.split(",")] if matryoshka else []
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, loss=loss,
+                         matryoshka_dims=dims, negatives=negatives, max_steps=max_steps)
+    job = FinetuneJob(out=out, base=base, beir=beir, split=split, eval_split=eval_split, qa=qa,
+                      synthetic=synthetic, query_style=queries, round_trip_k=round_trip_k,
+                      held_out=held_out, eval_qa=eval_qa, resume=resume, train=config)
+    settings = run_guarded(lambda: load_settings(index=index))
+    generator, concurrency = None, 1
+    if beir is None and qa is None and queries == "llm":
+        from rag.generation import DEFAULT_GENERATOR, load_generator
+
+        generator = run_guarded(lambda: load_generator(query_engine, query_model or DEFAULT_GENERATOR, query_url))
+        concurrency = 8 if query_engine == "openai" else 1  # a server batches concurrent requests
+    results = run_guarded(lambda: finetune_embedder(job, settings, generator, concurrency))
+    console.print(results["comparison"].rich)
+    print_table("after", results["after"], console)
+    console.print(f"model: {results['model']}\nreport: {results['comparison'].path}\n"
+                  f"training {results['timings']['train_s']:.0f} s, total {results['timings']['total_s']:.0f} s; "
+                  f"use it with: rag reindex --model {results['model']}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("finetune-embed")(finetune_embed)

@@ -1,0 +1,212 @@
+"""`rag finetune-embed` end to end: pairs -> held-out split -> mined negatives -> training ->
+before/after evaluation on the held-out queries -> the model saved with its card and report.
+
+Evaluation runs the real retrieval path: the base model's index against a copy re-embedded with
+the tuned model (`rag.reindex`), in dense and hybrid mode.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from embed_finetune.card import write_card
+from embed_finetune.pairs import PairSet, beir_pairs, qa_pairs
+from embed_finetune.split import split_held_out
+from embed_finetune.synthetic import drop_duplicates, round_trip_filter, synthetic_pairs
+from embed_finetune.train import TrainConfig, load_model, train
+from eval.beir import corpus_sources, load_beir
+from eval.cli import cache_index
+from eval.compare import compare_runs
+from eval.metrics import ranking_metrics
+from eval.pdfqa import load_questions, page_qrels
+from eval.report import index_settings, write_report, write_results
+from indexes import IndexStore
+from rag.ingest import update_index
+from rag.reindex import reindex
+from rag.retrieval import Retriever
+from rag.settings import Settings
+
+console = Console(stderr=True)
+EVAL_MODES = ("dense", "hybrid")
+DOC_METRICS = ["ndcg@10", "recall@10", "recall@100", "mrr@10"]
+CHUNK_METRICS = ["hit_rate@1", "hit_rate@5", "hit_rate@10", "mrr@10", "ndcg@10"]
+
+
+@dataclass
+class FinetuneJob:
+    """What `rag finetune-embed` was asked to do.
+
+    Args:
+        out: the tuned model's directory (its card, report and checkpoints go there too).
+        beir, split: train on a BEIR dataset's qrels split; `eval_split` (e.g. test) is also
+            scored before and after when the dataset has it.
+        qa: train on a QA file's evidence pages (with the index in `settings.index`).
+        synthetic: with an index and no labels, write queries for this many sampled chunks
+            (`query_style` crop or llm), keep those that pass the round trip (top `round_trip_k`).
+        held_out: fraction of the queries set aside for the before/after evaluation.
+        eval_qa: a question file scored before and after (page hits), never trained on.
+    """
+
+    out: Path
+    base: str | None = None
+    beir: Path | None = None
+    split: str = "train"
+    eval_split: str | None = "test"
+    qa: Path | None = None
+    synthetic: int = 2000
+    query_style: str = "crop"
+    round_trip_k: int = 10
+    held_out: float = 0.1
+    eval_qa: Path | None = None
+    resume: bool = False
+    seed: int = 0
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def build_pairs(job: FinetuneJob, settings: Settings, generator=None, concurrency: int = 1) -> PairSet:
+    """The training pairs of the job's source."""
+    if job.beir is not None:
+        return beir_pairs(job.beir, job.split)
+    snapshot = IndexStore(settings.index).open()
+    if job.qa is not None:
+        return qa_pairs(job.qa, snapshot)
+    chunks = snapshot.records.all_chunks()
+    doc_of = {c.chunk_id: c.doc for c in chunks}
+    made = synthetic_pairs(
+        {c.chunk_id: c.text for c in chunks}, job.synthetic, job.query_style, generator,
+        doc_of=doc_of.get, concurrency=concurrency, seed=job.seed,
+    )
+    return round_trip_filter(drop_duplicates(made), Retriever(settings.index), k=job.round_trip_k)
+
+
+def _score(retriever: Retriever, queries: dict[str, str], qrels: dict, by: str, metrics: list[str]):
+    """Figures and per-query figures per mode; `by` folds results to "doc" or "chunk_id"."""
+    ids = list(queries)
+    figures, per_query = {}, {}
+    for mode in EVAL_MODES:
+        results = retriever.search_batch([queries[q] for q in ids], k=100, mode=mode)
+        rankings = {q: [getattr(r, by) for r in hits] for q, hits in zip(ids, results, strict=True)}
+        figures[mode], per_query[mode] = ranking_metrics(qrels, rankings, metrics)
+    return figures, per_query
+
+
+def evaluate(job: FinetuneJob, settings: Settings, held_out: PairSet, model: str, index: Path) -> dict:
+    """Held-out figures (and eval-split / eval-QA figures) for the index at `index`."""
+    retriever = Retriever(index)
+    snapshot = retriever.snapshot()
+    by = "doc" if job.beir is not None else "chunk_id"
+    metrics = DOC_METRICS if job.beir is not None else CHUNK_METRICS
+    figures, per_query = {}, {}
+    found, per = _score(retriever, held_out.queries(), held_out.qrels(), by, metrics)
+    for mode in EVAL_MODES:
+        figures[f"held-out {mode}"] = found[mode]
+        per_query[f"held-out {mode}"] = per[mode]
+    if job.beir is not None and job.eval_split and job.eval_split != job.split:
+        if (Path(job.beir) / "qrels" / f"{job.eval_split}.tsv").is_file():
+            _, queries, qrels = load_beir(job.beir, job.eval_split)
+            found, _ = _score(retriever, queries, qrels, "doc", DOC_METRICS)
+            figures.update({f"{job.eval_split} {mode}": found[mode] for mode in EVAL_MODES})
+    if job.eval_qa is not None:
+        questions = load_questions(job.eval_qa)
+        qrels = page_qrels(snapshot, questions)
+        found, _ = _score(retriever, {q["id"]: q["question"] for q in questions}, qrels, "chunk_id",
+                          ["hit_rate@1", "hit_rate@5", "hit_rate@10", "mrr@10"])
+        figures.update({f"{Path(job.eval_qa).stem} page {mode}": found[mode] for mode in EVAL_MODES})
+    return {
+        "kind": "embed-finetune-eval",
+        "model": model,
+        "figures": figures,
+        "per_query": per_query,
+        "queries": len(held_out.queries()),
+        "settings": {**index_settings(settings, snapshot.manifest), "model": model},
+    }
+
+
+def _base_index(job: FinetuneJob, settings: Settings, base: str, work: Path) -> Path:
+    """An index made with the base model: the user's own, or the BEIR corpus indexed in `work`."""
+    if job.beir is None:
+        return settings.index
+    corpus, _, _ = load_beir(job.beir, job.split)
+    base_settings = settings.model_copy(update={"model": base})
+    # the same cached index `rag eval retrieval` uses: a second run costs no embedding
+    index = cache_index("retrieval", Path(job.beir).resolve().name, base_settings)
+    update_index(corpus_sources(Path(job.beir).name, corpus), base_settings.model_copy(update={"index": index}),
+                 prune=lambda path: True, progress=True)
+    return index
+
+
+def finetune_embedder(job: FinetuneJob, settings: Settings, generator=None, concurrency: int = 1) -> dict:
+    """Run the whole job; returns what `results.json` in the report directory holds."""
+    started = time.perf_counter()
+    job.train.check()
+    out = Path(job.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report_dir = out / "eval"
+    if job.beir is None:
+        base = job.base or IndexStore(settings.index).open().manifest.model
+    else:
+        base = job.base or settings.model
+    timings: dict[str, float] = {}
+
+    tick = time.perf_counter()
+    console.print("building training pairs ...")
+    pair_set = build_pairs(job, settings, generator, concurrency)
+    train_set, held_out = split_held_out(pair_set, job.held_out, seed=job.seed)
+    timings["pairs_s"] = time.perf_counter() - tick
+    console.print(f"{len(train_set.pairs)} training pairs ({len(train_set.queries())} queries), "
+                  f"{len(held_out.queries())} held-out queries")
+
+    work = Path(tempfile.mkdtemp(prefix="ragstack-finetune-", dir=out))
+    try:
+        tick = time.perf_counter()
+        base_index = _base_index(job, settings, base, work)
+        timings["base_index_s"] = time.perf_counter() - tick
+        before = evaluate(job, settings, held_out, base, base_index)
+
+        model = load_model(base, job.train.max_seq_length)
+        trained = train(model, train_set.pairs, pair_set.corpus, out, job.train, resume=job.resume)
+        model.save(str(out))
+        timings["train_s"] = trained.seconds
+
+        tick = time.perf_counter()
+        tuned_index = work / "index-tuned"
+        reindex(settings.model_copy(update={"index": base_index}), str(out), target=tuned_index)
+        timings["reindex_s"] = time.perf_counter() - tick
+        after = evaluate(job, settings, held_out, str(out.resolve()), tuned_index)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    for name, run in (("base", before), ("tuned", after)):
+        (report_dir / name).mkdir(parents=True, exist_ok=True)
+        write_results(report_dir / name, run)
+        write_report(report_dir / name, run, f"{name} model on {run['queries']} held-out queries")
+    comparison = compare_runs(report_dir / "base", report_dir / "tuned", out=report_dir / "compare.md")
+    timings["total_s"] = time.perf_counter() - started
+    results = {
+        "base_model": base,
+        "model": str(out.resolve()),
+        "source": pair_set.source,
+        "source_stats": pair_set.extra,
+        "training_pairs": len(train_set.pairs),
+        "training_queries": len(train_set.queries()),
+        "held_out_queries": len(held_out.queries()),
+        "held_out_query_ids": sorted(held_out.queries()),
+        "train": {**asdict(job.train), **{k: v for k, v in asdict(trained).items() if k != "log"}},
+        "loss_log": trained.log,
+        "before": before["figures"],
+        "after": after["figures"],
+        "timings": timings,
+    }
+    (report_dir / "finetune.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_card(out, results, comparison.path)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # done: nothing left to resume
+    shutil.rmtree(out / "train-data", ignore_errors=True)
+    shutil.rmtree(out / "mining-cache", ignore_errors=True)
+    return {**results, "comparison": comparison}

@@ -1,0 +1,174 @@
+"""rag finetune-embed and rag reindex: pair sources, the round-trip filter, the held-out split,
+and a tiny real fine-tune (a few steps of the real MiniLM) whose model re-indexes and searches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pdfs import make_pdf
+from typer.testing import CliRunner
+
+from embed_finetune.pairs import Pair, PairSet, beir_pairs, qa_pairs
+from embed_finetune.split import split_held_out
+from embed_finetune.synthetic import crop_query, drop_duplicates, round_trip_filter, synthetic_pairs
+from indexes import IndexStore
+from rag.cli import app
+from rag.ingest import ingest
+from rag.retrieval import Retriever
+
+FACTS = {
+    "volcanoes.pdf": [
+        "Mount Etna on Sicily is one of the most active volcanoes in Europe and erupts every few years. "
+        "Lava from its summit craters has reached the town of Catania several times in recorded history. "
+        "Volcanologists measure sulphur dioxide in the plume to forecast new eruptions on the mountain. "
+        "Farmers grow pistachios and grapes in the fertile volcanic soil on the lower slopes of Etna.",
+        "Iceland sits on the Mid-Atlantic Ridge, where the North American and Eurasian plates drift apart. "
+        "The eruption of Eyjafjallajokull in 2010 closed European airspace for six days because of ash. "
+        "Geothermal power stations in Iceland turn underground heat into electricity for aluminium smelters. "
+        "Hot springs such as the Blue Lagoon draw visitors who bathe in mineral-rich warm water all year.",
+    ],
+    "bees.pdf": [
+        "Honey bees communicate the direction of flowers to their sisters with a waggle dance in the hive. "
+        "A worker bee lives about six weeks in summer and spends its last days foraging for nectar. "
+        "The queen lays up to two thousand eggs a day during the spring build-up of the colony. "
+        "Beekeepers treat colonies against the varroa mite, a parasite that spreads viruses among bees.",
+        "Bumblebees can fly in colder weather than honey bees because they shiver to warm their flight muscles. "
+        "Tomato growers release bumblebees in greenhouses to shake pollen loose by buzz pollination. "
+        "Wild solitary bees nest in hollow stems, sandy banks and holes in dead wood rather than in hives. "
+        "Planting wildflower strips along field margins gives pollinators food between crop flowering times.",
+    ],
+    "trains.pdf": [
+        "The Shinkansen high-speed line between Tokyo and Osaka opened in 1964, before the Olympic Games. "
+        "Its trains tilt slightly in curves and reach 285 kilometres per hour on the Tokaido route. "
+        "Earthquake sensors along the track cut the power so that trains brake before strong shaking arrives. "
+        "Cleaning crews turn a train around at Tokyo station in seven minutes between two journeys.",
+        "The Glacier Express crosses the Swiss Alps from Zermatt to St. Moritz in about eight hours. "
+        "It climbs over the Oberalp Pass on a rack railway section where a cog wheel grips the track. "
+        "Panoramic windows in the carriages let travellers see the Landwasser Viaduct and its tall stone arches. "
+        "Narrow gauge track lets the line take tight curves through the mountain valleys of Graubunden.",
+    ],
+}
+
+
+@pytest.fixture
+def prose_index(tmp_path: Path, settings, embedder):
+    folder = tmp_path / "prose"
+    folder.mkdir()
+    for name, pages in FACTS.items():
+        make_pdf(folder / name, pages)
+    settings.chunk_size, settings.chunk_overlap = 48, 8  # a few sentences a chunk: many chunks
+    ingest([folder], settings, progress=False, embedder=embedder)
+    return settings
+
+
+def test_beir_pairs_one_per_relevant_document(tmp_path: Path) -> None:
+    beir = tmp_path / "mini"
+    (beir / "qrels").mkdir(parents=True)
+    docs = {"d1": "Aspirin thins the blood.", "d2": "Statins lower cholesterol.", "d3": "Unrelated."}
+    (beir / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in docs.items())
+    )
+    (beir / "queries.jsonl").write_text(
+        json.dumps({"_id": "q1", "text": "blood thinners"}) + "\n"
+        + json.dumps({"_id": "q2", "text": "cholesterol drugs"}) + "\n"
+    )
+    (beir / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq2\td1\t0\n")
+    pair_set = beir_pairs(beir, "train")
+    assert sorted((p.query, p.positive) for p in pair_set.pairs) == [
+        ("blood thinners", "Aspirin thins the blood."),
+        ("cholesterol drugs", "Statins lower cholesterol."),
+    ]
+    assert set(pair_set.corpus) == {"d1", "d2", "d3"}  # negatives may come from all of it
+    with pytest.raises(FileNotFoundError):
+        beir_pairs(beir, "test")
+
+
+def test_qa_pairs_use_the_chunks_of_the_evidence_pages(tmp_path: Path, prose_index) -> None:
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"id": "1", "question": "When did the Shinkansen open?", "answer": "1964",
+                              "evidence": [{"doc": "trains.pdf", "page": 1}]}) + "\n")
+    snapshot = IndexStore(prose_index.index).open()
+    pair_set = qa_pairs(qa, snapshot)
+    on_page = [c for c in snapshot.records.all_chunks() if c.doc == "trains.pdf" and c.page_start == 1]
+    assert sorted(p.positive_id for p in pair_set.pairs) == sorted(c.chunk_id for c in on_page)
+    assert any("1964" in p.positive for p in pair_set.pairs)
+
+
+def test_crop_query_takes_a_sentence_out_of_its_chunk() -> None:
+    import random
+
+    text = FACTS["bees.pdf"][0]
+    query, rest = crop_query(text, random.Random(1))
+    assert query in text and query not in rest and len(query.split()) >= 6
+    assert crop_query("Too short to crop.", random.Random(1)) is None
+
+
+def test_synthetic_pairs_round_trip_and_duplicates(prose_index) -> None:
+    snapshot = IndexStore(prose_index.index).open()
+    chunks = {c.chunk_id: c.text for c in snapshot.records.all_chunks()}
+    made = synthetic_pairs(chunks, 100, "crop", seed=3, progress=False)
+    assert made.pairs and all(p.positive_id in chunks for p in made.pairs)
+    doubled = PairSet(made.pairs + [Pair("dup", made.pairs[0].query.upper() + "!", "x", "y")], chunks, "t")
+    assert len(drop_duplicates(doubled).pairs) == len(made.pairs)
+
+    some_chunk = next(iter(chunks))
+    vague = Pair("vague", "qwertzuiop asdfghjkl", some_chunk, "")
+    wrong = Pair("wrong", "honey bees waggle dance", next(c for c, t in chunks.items() if "Etna" in t), "")
+    kept = round_trip_filter(PairSet([*made.pairs, vague, wrong], chunks, "t"), Retriever(prose_index.index), k=2)
+    kept_ids = {p.query_id for p in kept.pairs}
+    assert "vague" not in kept_ids and "wrong" not in kept_ids
+    assert len(kept_ids) >= len(made.pairs) // 2  # a sentence of a chunk finds its chunk
+
+
+def test_held_out_split_never_leaks_a_query_into_training() -> None:
+    pairs = [Pair(f"q{i}", f"question number {i % 40}", f"c{i}", f"text {i}") for i in range(120)]
+    pair_set = PairSet(pairs, {f"c{i}": f"text {i}" for i in range(120)}, "t")
+    train, held = split_held_out(pair_set, 0.25, seed=7)
+    train_texts = {p.query.lower() for p in train.pairs}
+    held_texts = {p.query.lower() for p in held.pairs}
+    assert not train_texts & held_texts  # the same question under other ids stays on one side
+    assert len(train.pairs) + len(held.pairs) == 120
+    assert 0.1 < len(held_texts) / 40 < 0.45
+    assert split_held_out(pair_set, 0.25, seed=7)[1].queries() == held.queries()  # repeatable
+    with pytest.raises(ValueError):
+        split_held_out(pair_set, 1.5)
+
+
+def test_tiny_finetune_reindexes_and_searches(tmp_path: Path, prose_index) -> None:
+    runner = CliRunner()
+    index = str(prose_index.index)
+    searcher = Retriever(prose_index.index)  # opened before: must follow the swap of model
+    model_dir = tmp_path / "tuned"
+    result = runner.invoke(app, [
+        "finetune-embed", "--index", index, "--out", str(model_dir), "--synthetic", "60",
+        "--round-trip-k", "5", "--held-out", "0.3", "--batch-size", "4", "--max-steps", "3",
+        "--negatives", "1", "--lr", "1e-4",
+    ])
+    assert result.exit_code == 0, result.output
+    card = (model_dir / "README.md").read_text()
+    assert "## ragstack fine-tuning" in card and "held-out dense" in card
+    info = json.loads((model_dir / "eval" / "finetune.json").read_text())
+    assert info["train"]["steps"] == 3 and info["held_out_queries"] > 0
+    compare = (model_dir / "eval" / "compare.md").read_text()
+    assert "held-out dense" in compare and "delta" in compare
+    assert not (model_dir / "checkpoints").exists()
+
+    from sentence_transformers import SentenceTransformer
+
+    tuned = SentenceTransformer(str(model_dir))
+    assert tuned.encode(["bees"]).shape == (1, 384)
+
+    before = IndexStore(index).current_name()
+    result = runner.invoke(app, ["reindex", "--index", index, "--model", str(model_dir), "-q"])
+    assert result.exit_code == 0, result.output
+    snapshot = IndexStore(index).open()
+    assert snapshot.name != before and snapshot.manifest.model == str(model_dir.resolve())
+    hits = searcher.search("Which volcano erupts near Catania?", k=3, mode="dense")
+    assert searcher.embedder.name == str(model_dir.resolve())
+    assert hits and hits[0].doc == "volcanoes.pdf"
+
+    result = runner.invoke(app, ["reindex", "--index", index, "--model", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and "missing" in result.output
+    assert IndexStore(index).current_name() == snapshot.name  # a failed re-index changes nothing
