@@ -17,10 +17,14 @@ def card_section(results: dict) -> str:
         "",
         f"- Base model: `{results['base_model']}`",
         f"- Training data: {results['source']}; {results['training_pairs']} pairs from "
-        f"{results['training_queries']} queries ({results['train']['negatives']} mined hard negative(s) each)",
+        f"{results['training_queries']} queries ({results['train']['negatives']} mined negative(s) each)",
         f"- Held out (never trained on): {results['held_out_queries']} queries",
         f"- Loss: {results['train']['loss']}"
-        + (f" + Matryoshka {results['train']['matryoshka_dims']}" if results["train"]["matryoshka_dims"] else "")
+        + (
+            f" + Matryoshka {results['train']['matryoshka_dims']}"
+            if results["train"]["matryoshka_dims"]
+            else ""
+        )
         + f"; {results['train']['epochs']} epoch(s), batch {results['train']['batch_size']}, "
         f"learning rate {results['train']['learning_rate']}, {results['train']['steps']} steps",
         f"- Training wall time: {results['timings']['train_s']:.0f} s "
@@ -38,7 +42,9 @@ def card_section(results: dict) -> str:
         lines.append("| --- " * (len(metrics) + 1) + "|")
         lines += ["| " + " | ".join(_row(r, before[r], after[r])) + " |" for r in rows if r in after]
         lines.append("")
-    lines.append("Use it: `rag reindex --model THIS_DIR` (or `rag ingest --model THIS_DIR` into a new index).")
+    lines.append(
+        "Use it: `rag reindex --model THIS_DIR` (or `rag ingest --model THIS_DIR` into a new index)."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -50,7 +56,9 @@ def write_card(model_dir: Path, results: dict, comparison: Path) -> Path:
     text += f"\nFull before/after report: `{comparison.relative_to(model_dir)}`.\n"
     readme.write_text(text)
     (model_dir / "ragstack-finetune.json").write_text(
-        json.dumps({k: v for k, v in results.items() if k not in ("loss_log", "held_out_query_ids")}, indent=2)
+        json.dumps(
+            {k: v for k, v in results.items() if k not in ("loss_log", "held_out_query_ids")}, indent=2
+        )
         + "\n"
     )
     return readme

@@ -13,21 +13,29 @@ console = Console()
 
 def finetune_embed(
     out: Annotated[Path, typer.Option(help="Directory for the tuned model (with its card and report)")],
-    index: Annotated[Path | None, typer.Option(help="Index to tune on (synthetic queries, or --qa labels)")] = None,
+    index: Annotated[
+        Path | None, typer.Option(help="Index to tune on (synthetic queries, or --qa labels)")
+    ] = None,
     beir: Annotated[Path | None, typer.Option(help="BEIR dataset to train on (its qrels)")] = None,
     split: Annotated[str, typer.Option(help="BEIR qrels split to train on")] = "train",
     eval_split: Annotated[str, typer.Option(help="BEIR split also scored before/after")] = "test",
-    qa: Annotated[Path | None, typer.Option(help="QA file with evidence pages: its pages are positives")] = None,
+    qa: Annotated[
+        Path | None, typer.Option(help="QA file with evidence pages: its pages are positives")
+    ] = None,
     synthetic: Annotated[int, typer.Option(help="Chunks to write synthetic queries for")] = 2000,
     queries: Annotated[str, typer.Option(help="Synthetic query style: crop (no LLM) or llm")] = "crop",
     query_engine: Annotated[str, typer.Option(help="Generator for llm queries: transformers or openai")] = (
         "transformers"
     ),
-    query_model: Annotated[str | None, typer.Option(help="Generator model (default: the bundled one)")] = None,
+    query_model: Annotated[
+        str | None, typer.Option(help="Generator model (default: the bundled one)")
+    ] = None,
     query_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL (e.g. vLLM)")] = None,
     round_trip_k: Annotated[int, typer.Option(help="A query must find its chunk in this top k")] = 10,
     held_out: Annotated[float, typer.Option(help="Fraction of queries held out for evaluation")] = 0.1,
-    eval_qa: Annotated[Path | None, typer.Option(help="Questions scored before/after, never trained on")] = None,
+    eval_qa: Annotated[
+        Path | None, typer.Option(help="Questions scored before/after, never trained on")
+    ] = None,
     base: Annotated[str | None, typer.Option(help="Model to tune (default: the index's model)")] = None,
     epochs: Annotated[float, typer.Option(help="Passes over the training pairs")] = 1.0,
     batch_size: Annotated[int, typer.Option(help="Pairs per batch (in-batch negatives)")] = 32,
@@ -50,24 +58,48 @@ def finetune_embed(
     if queries not in ("crop", "llm"):
         raise typer.BadParameter("--queries must be crop or llm")
     dims = [int(d) for d in matryoshka.split(",")] if matryoshka else []
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, loss=loss,
-                         matryoshka_dims=dims, negatives=negatives, max_steps=max_steps)
-    job = FinetuneJob(out=out, base=base, beir=beir, split=split, eval_split=eval_split, qa=qa,
-                      synthetic=synthetic, query_style=queries, round_trip_k=round_trip_k,
-                      held_out=held_out, eval_qa=eval_qa, resume=resume, train=config)
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=lr,
+        loss=loss,
+        matryoshka_dims=dims,
+        negatives=negatives,
+        max_steps=max_steps,
+    )
+    job = FinetuneJob(
+        out=out,
+        base=base,
+        beir=beir,
+        split=split,
+        eval_split=eval_split,
+        qa=qa,
+        synthetic=synthetic,
+        query_style=queries,
+        round_trip_k=round_trip_k,
+        held_out=held_out,
+        eval_qa=eval_qa,
+        resume=resume,
+        train=config,
+    )
     settings = run_guarded(lambda: load_settings(index=index))
     generator, concurrency = None, 1
     if beir is None and qa is None and queries == "llm":
         from rag.generation import DEFAULT_GENERATOR, load_generator
 
-        generator = run_guarded(lambda: load_generator(query_engine, query_model or DEFAULT_GENERATOR, query_url))
+        generator = run_guarded(
+            lambda: load_generator(query_engine, query_model or DEFAULT_GENERATOR, query_url)
+        )
         concurrency = 8 if query_engine == "openai" else 1  # a server batches concurrent requests
     results = run_guarded(lambda: finetune_embedder(job, settings, generator, concurrency))
     console.print(results["comparison"].rich)
     print_table("after", results["after"], console)
-    console.print(f"model: {results['model']}\nreport: {results['comparison'].path}\n"
-                  f"training {results['timings']['train_s']:.0f} s, total {results['timings']['total_s']:.0f} s; "
-                  f"use it with: rag reindex --model {results['model']}", highlight=False)
+    console.print(
+        f"model: {results['model']}\nreport: {results['comparison'].path}\n"
+        f"training {results['timings']['train_s']:.0f} s, total {results['timings']['total_s']:.0f} s; "
+        f"use it with: rag reindex --model {results['model']}",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

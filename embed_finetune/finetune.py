@@ -80,8 +80,13 @@ def build_pairs(job: FinetuneJob, settings: Settings, generator=None, concurrenc
     chunks = snapshot.records.all_chunks()
     doc_of = {c.chunk_id: c.doc for c in chunks}
     made = synthetic_pairs(
-        {c.chunk_id: c.text for c in chunks}, job.synthetic, job.query_style, generator,
-        doc_of=doc_of.get, concurrency=concurrency, seed=job.seed,
+        {c.chunk_id: c.text for c in chunks},
+        job.synthetic,
+        job.query_style,
+        generator,
+        doc_of=doc_of.get,
+        concurrency=concurrency,
+        seed=job.seed,
     )
     return round_trip_filter(drop_duplicates(made), Retriever(settings.index), k=job.round_trip_k)
 
@@ -116,8 +121,13 @@ def evaluate(job: FinetuneJob, settings: Settings, held_out: PairSet, model: str
     if job.eval_qa is not None:
         questions = load_questions(job.eval_qa)
         qrels = page_qrels(snapshot, questions)
-        found, _ = _score(retriever, {q["id"]: q["question"] for q in questions}, qrels, "chunk_id",
-                          ["hit_rate@1", "hit_rate@5", "hit_rate@10", "mrr@10"])
+        found, _ = _score(
+            retriever,
+            {q["id"]: q["question"] for q in questions},
+            qrels,
+            "chunk_id",
+            ["hit_rate@1", "hit_rate@5", "hit_rate@10", "mrr@10"],
+        )
         figures.update({f"{Path(job.eval_qa).stem} page {mode}": found[mode] for mode in EVAL_MODES})
     return {
         "kind": "embed-finetune-eval",
@@ -137,8 +147,12 @@ def _base_index(job: FinetuneJob, settings: Settings, base: str, work: Path) -> 
     base_settings = settings.model_copy(update={"model": base})
     # the same cached index `rag eval retrieval` uses: a second run costs no embedding
     index = cache_index("retrieval", Path(job.beir).resolve().name, base_settings)
-    update_index(corpus_sources(Path(job.beir).name, corpus), base_settings.model_copy(update={"index": index}),
-                 prune=lambda path: True, progress=True)
+    update_index(
+        corpus_sources(Path(job.beir).name, corpus),
+        base_settings.model_copy(update={"index": index}),
+        prune=lambda path: True,
+        progress=True,
+    )
     return index
 
 
@@ -160,8 +174,10 @@ def finetune_embedder(job: FinetuneJob, settings: Settings, generator=None, conc
     pair_set = build_pairs(job, settings, generator, concurrency)
     train_set, held_out = split_held_out(pair_set, job.held_out, seed=job.seed)
     timings["pairs_s"] = time.perf_counter() - tick
-    console.print(f"{len(train_set.pairs)} training pairs ({len(train_set.queries())} queries), "
-                  f"{len(held_out.queries())} held-out queries")
+    console.print(
+        f"{len(train_set.pairs)} training pairs ({len(train_set.queries())} queries), "
+        f"{len(held_out.queries())} held-out queries"
+    )
 
     work = Path(tempfile.mkdtemp(prefix="ragstack-finetune-", dir=out))
     try:

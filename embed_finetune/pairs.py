@@ -41,7 +41,9 @@ class PairSet:
         return {p.query_id: p.query for p in self.pairs}
 
     def subset(self, query_ids: set[str]) -> PairSet:
-        return PairSet([p for p in self.pairs if p.query_id in query_ids], self.corpus, self.source, self.extra)
+        return PairSet(
+            [p for p in self.pairs if p.query_id in query_ids], self.corpus, self.source, self.extra
+        )
 
 
 def beir_pairs(directory: Path, split: str) -> PairSet:

@@ -95,6 +95,7 @@ def synthetic_pairs(
             if made:
                 pairs.append(Pair(f"syn-{chunk_id}", made[0], chunk_id, made[1]))
     else:
+
         def ask(item: tuple[str, str]) -> str | None:
             return llm_query(generator, doc_of(item[0]), item[1])
 
@@ -105,8 +106,12 @@ def synthetic_pairs(
             for (chunk_id, text), question in zip(sampled, questions, strict=True):
                 if question:
                     pairs.append(Pair(f"syn-{chunk_id}", question, chunk_id, text))
-    return PairSet(pairs, chunks, f"synthetic ({style}) queries for {len(sampled)} sampled chunks",
-                   {"sampled_chunks": len(sampled), "queries_written": len(pairs)})
+    return PairSet(
+        pairs,
+        chunks,
+        f"synthetic ({style}) queries for {len(sampled)} sampled chunks",
+        {"sampled_chunks": len(sampled), "queries_written": len(pairs)},
+    )
 
 
 def normalise(query: str) -> str:
@@ -131,8 +136,13 @@ def round_trip_filter(pair_set: PairSet, retriever, k: int = 10, mode: str = "hy
     queries = [p.query for p in pair_set.pairs]
     results = retriever.search_batch(queries, k=k, mode=mode) if queries else []
     kept = [
-        p for p, hits in zip(pair_set.pairs, results, strict=True)
+        p
+        for p, hits in zip(pair_set.pairs, results, strict=True)
         if p.positive_id in {h.chunk_id for h in hits}
     ]
-    return PairSet(kept, pair_set.corpus, pair_set.source,
-                   {**pair_set.extra, "after_round_trip": len(kept), "round_trip_k": k})
+    return PairSet(
+        kept,
+        pair_set.corpus,
+        pair_set.source,
+        {**pair_set.extra, "after_round_trip": len(kept), "round_trip_k": k},
+    )

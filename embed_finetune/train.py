@@ -51,7 +51,9 @@ class TrainConfig:
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.batch_size < 2:
-            raise ValueError("the batch size must be at least 2: the other pairs of a batch are the negatives")
+            raise ValueError(
+                "the batch size must be at least 2: the other pairs of a batch are the negatives"
+            )
         if self.range_min >= self.range_max:
             raise ValueError(f"range_min ({self.range_min}) must be below range_max ({self.range_max})")
 
@@ -87,10 +89,12 @@ def training_dataset(pairs: list[Pair], corpus: dict[str, str], model, config: T
     from datasets import Dataset
     from sentence_transformers.util import mine_hard_negatives
 
-    dataset = Dataset.from_dict({
-        "anchor": [p.query for p in pairs],
-        "positive": [p.positive for p in pairs],
-    })
+    dataset = Dataset.from_dict(
+        {
+            "anchor": [p.query for p in pairs],
+            "positive": [p.positive for p in pairs],
+        }
+    )
     if config.negatives == 0:
         return dataset
     bf16 = resolve_precision(config.precision) == "bf16"

@@ -171,7 +171,7 @@ def docs_remove(
 
 @app.command()
 def reindex(
-    model: Annotated[str, typer.Option(help="The new embedding model: a directory (rag finetune-embed) or hub id")],
+    model: Annotated[str, typer.Option(help="New embedding model: a directory (finetune-embed) or hub id")],
     index: IndexOpt = None,
     into: Annotated[Path | None, typer.Option(help="Write to this new index directory instead")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,

@@ -51,7 +51,9 @@ def reindex(
         raise StoreError(f"{target} already holds an index: choose an empty directory")
     if Path(model).expanduser().is_dir():  # an absolute path keeps the index usable from anywhere
         model = str(Path(model).expanduser().resolve())
-    embedder = load_embedder(model, settings.embed_backend, settings.embed_batch_size, settings.embed_precision)
+    embedder = load_embedder(
+        model, settings.embed_backend, settings.embed_batch_size, settings.embed_precision
+    )
     if snapshot.manifest.chunk_size > embedder.max_tokens:
         raise ValueError(
             f"the index's chunks are {snapshot.manifest.chunk_size} tokens but {model} reads only "
@@ -63,12 +65,14 @@ def reindex(
         chunks = current.records.all_chunks()
         documents = current.documents()
         vectors = embedder.encode([c.text for c in chunks], progress=progress)
-        manifest = Manifest(**{
-            **current.manifest.__dict__,
-            "model": model,
-            "dimension": int(vectors.shape[1]) if len(vectors) else embedder.dimension,
-            "embed_backend": settings.embed_backend,
-        })
+        manifest = Manifest(
+            **{
+                **current.manifest.__dict__,
+                "model": model,
+                "dimension": int(vectors.shape[1]) if len(vectors) else embedder.dimension,
+                "embed_backend": settings.embed_backend,
+            }
+        )
         published = writer.publish(manifest, documents, chunks, np.asarray(vectors))
         previous = current.manifest.model
     snapshot.close()

@@ -34,7 +34,7 @@ FACTS = {
         "A worker bee lives about six weeks in summer and spends its last days foraging for nectar. "
         "The queen lays up to two thousand eggs a day during the spring build-up of the colony. "
         "Beekeepers treat colonies against the varroa mite, a parasite that spreads viruses among bees.",
-        "Bumblebees can fly in colder weather than honey bees because they shiver to warm their flight muscles. "
+        "Bumblebees can fly in colder weather than honey bees because they shiver to warm their muscles. "
         "Tomato growers release bumblebees in greenhouses to shake pollen loose by buzz pollination. "
         "Wild solitary bees nest in hollow stems, sandy banks and holes in dead wood rather than in hives. "
         "Planting wildflower strips along field margins gives pollinators food between crop flowering times.",
@@ -42,11 +42,11 @@ FACTS = {
     "trains.pdf": [
         "The Shinkansen high-speed line between Tokyo and Osaka opened in 1964, before the Olympic Games. "
         "Its trains tilt slightly in curves and reach 285 kilometres per hour on the Tokaido route. "
-        "Earthquake sensors along the track cut the power so that trains brake before strong shaking arrives. "
+        "Earthquake sensors along the track cut the power so that trains brake before shaking arrives. "
         "Cleaning crews turn a train around at Tokyo station in seven minutes between two journeys.",
         "The Glacier Express crosses the Swiss Alps from Zermatt to St. Moritz in about eight hours. "
         "It climbs over the Oberalp Pass on a rack railway section where a cog wheel grips the track. "
-        "Panoramic windows in the carriages let travellers see the Landwasser Viaduct and its tall stone arches. "
+        "Panoramic windows in the carriages let travellers see the Landwasser Viaduct and its stone arches. "
         "Narrow gauge track lets the line take tight curves through the mountain valleys of Graubunden.",
     ],
 }
@@ -71,8 +71,10 @@ def test_beir_pairs_one_per_relevant_document(tmp_path: Path) -> None:
         "".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in docs.items())
     )
     (beir / "queries.jsonl").write_text(
-        json.dumps({"_id": "q1", "text": "blood thinners"}) + "\n"
-        + json.dumps({"_id": "q2", "text": "cholesterol drugs"}) + "\n"
+        json.dumps({"_id": "q1", "text": "blood thinners"})
+        + "\n"
+        + json.dumps({"_id": "q2", "text": "cholesterol drugs"})
+        + "\n"
     )
     (beir / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq2\td1\t0\n")
     pair_set = beir_pairs(beir, "train")
@@ -87,8 +89,17 @@ def test_beir_pairs_one_per_relevant_document(tmp_path: Path) -> None:
 
 def test_qa_pairs_use_the_chunks_of_the_evidence_pages(tmp_path: Path, prose_index) -> None:
     qa = tmp_path / "qa.jsonl"
-    qa.write_text(json.dumps({"id": "1", "question": "When did the Shinkansen open?", "answer": "1964",
-                              "evidence": [{"doc": "trains.pdf", "page": 1}]}) + "\n")
+    qa.write_text(
+        json.dumps(
+            {
+                "id": "1",
+                "question": "When did the Shinkansen open?",
+                "answer": "1964",
+                "evidence": [{"doc": "trains.pdf", "page": 1}],
+            }
+        )
+        + "\n"
+    )
     snapshot = IndexStore(prose_index.index).open()
     pair_set = qa_pairs(qa, snapshot)
     on_page = [c for c in snapshot.records.all_chunks() if c.doc == "trains.pdf" and c.page_start == 1]
@@ -116,7 +127,9 @@ def test_synthetic_pairs_round_trip_and_duplicates(prose_index) -> None:
     some_chunk = next(iter(chunks))
     vague = Pair("vague", "qwertzuiop asdfghjkl", some_chunk, "")
     wrong = Pair("wrong", "honey bees waggle dance", next(c for c, t in chunks.items() if "Etna" in t), "")
-    kept = round_trip_filter(PairSet([*made.pairs, vague, wrong], chunks, "t"), Retriever(prose_index.index), k=2)
+    kept = round_trip_filter(
+        PairSet([*made.pairs, vague, wrong], chunks, "t"), Retriever(prose_index.index), k=2
+    )
     kept_ids = {p.query_id for p in kept.pairs}
     assert "vague" not in kept_ids and "wrong" not in kept_ids
     assert len(kept_ids) >= len(made.pairs) // 2  # a sentence of a chunk finds its chunk
@@ -141,11 +154,30 @@ def test_tiny_finetune_reindexes_and_searches(tmp_path: Path, prose_index) -> No
     index = str(prose_index.index)
     searcher = Retriever(prose_index.index)  # opened before: must follow the swap of model
     model_dir = tmp_path / "tuned"
-    result = runner.invoke(app, [
-        "finetune-embed", "--index", index, "--out", str(model_dir), "--synthetic", "60",
-        "--round-trip-k", "5", "--held-out", "0.3", "--batch-size", "4", "--max-steps", "3",
-        "--negatives", "1", "--lr", "1e-4",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "finetune-embed",
+            "--index",
+            index,
+            "--out",
+            str(model_dir),
+            "--synthetic",
+            "60",
+            "--round-trip-k",
+            "5",
+            "--held-out",
+            "0.3",
+            "--batch-size",
+            "4",
+            "--max-steps",
+            "3",
+            "--negatives",
+            "1",
+            "--lr",
+            "1e-4",
+        ],
+    )
     assert result.exit_code == 0, result.output
     card = (model_dir / "README.md").read_text()
     assert "## ragstack fine-tuning" in card and "held-out dense" in card
