@@ -204,3 +204,26 @@ def test_tiny_finetune_reindexes_and_searches(tmp_path: Path, prose_index) -> No
     result = runner.invoke(app, ["reindex", "--index", index, "--model", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "missing" in result.output
     assert IndexStore(index).current_name() == snapshot.name  # a failed re-index changes nothing
+
+
+def test_clean_question_keeps_one_plain_question() -> None:
+    from embed_finetune.synthetic import clean_question
+
+    assert clean_question('Question: "When did the Shinkansen open?"\nIt opened in 1964.') == (
+        "When did the Shinkansen open?"
+    )
+    assert clean_question("\n\nWhat do bees dance for?") == "What do bees dance for?"
+    assert clean_question("Yes.") is None  # too short to be a search query
+    assert clean_question("") is None
+
+
+def test_llm_queries_from_the_real_generator(prose_index, generator) -> None:
+    """The bundled SmolLM2 writes questions for sampled chunks (3 chunks, a few seconds each)."""
+    snapshot = IndexStore(prose_index.index).open()
+    chunks = {c.chunk_id: c.text for c in snapshot.records.all_chunks()}
+    doc_of = {c.chunk_id: c.doc for c in snapshot.records.all_chunks()}
+    made = synthetic_pairs(chunks, 3, "llm", generator, doc_of=doc_of.get, progress=False)
+    assert made.extra["sampled_chunks"] == 3 and 1 <= len(made.pairs) <= 3
+    for pair in made.pairs:
+        assert pair.positive == chunks[pair.positive_id]  # the whole chunk is the positive
+        assert 4 <= len(pair.query.split()) <= 40 and "\n" not in pair.query
