@@ -227,3 +227,22 @@ def test_llm_queries_from_the_real_generator(prose_index, generator) -> None:
     for pair in made.pairs:
         assert pair.positive == chunks[pair.positive_id]  # the whole chunk is the positive
         assert 4 <= len(pair.query.split()) <= 40 and "\n" not in pair.query
+
+
+def test_training_resumes_from_its_last_checkpoint(tmp_path: Path, prose_index) -> None:
+    from embed_finetune.train import TrainConfig, load_model, train
+
+    snapshot = IndexStore(prose_index.index).open()
+    chunks = {c.chunk_id: c.text for c in snapshot.records.all_chunks()}
+    pairs = synthetic_pairs(chunks, 40, "crop", seed=1, progress=False).pairs
+    config = TrainConfig(batch_size=4, max_steps=2, save_steps=1, negatives=0, precision="fp32")
+    first = train(load_model("all-MiniLM-L6-v2", 64), pairs, chunks, tmp_path, config, progress=False)
+    assert first.steps == 2 and first.resumed_from is None
+    assert (tmp_path / "checkpoints" / "checkpoint-2").is_dir() and (tmp_path / "train-data").is_dir()
+
+    config.max_steps = 4  # as if the first run had been stopped after 2 of 4 steps
+    second = train(load_model("all-MiniLM-L6-v2", 64), pairs, chunks, tmp_path, config, resume=True,
+                   progress=False)
+    assert second.resumed_from.endswith("checkpoint-2") and second.steps == 4
+    state = json.loads((tmp_path / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
