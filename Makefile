@@ -41,7 +41,7 @@ test-fast: venv
 	$(PY) -m pytest -q -m "not slow"
 
 lint: venv
-	$(VENV)/bin/ruff check rag indexes eval serve tests bench
+	$(VENV)/bin/ruff check rag indexes eval serve tests bench embed_finetune llm_finetune
 
 $(VENV)/.bench: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test,bench]'

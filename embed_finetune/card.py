@@ -17,7 +17,9 @@ def card_section(results: dict) -> str:
         "",
         f"- Base model: `{results['base_model']}`",
         f"- Training data: {results['source']}; {results['training_pairs']} pairs from "
-        f"{results['training_queries']} queries ({results['train']['negatives']} mined negative(s) each)",
+        f"{results['training_queries']} queries; {results['train']['examples']} trained on with "
+        f"{results['train']['negatives']} mined negative(s) each (the miner drops pairs it finds no safe "
+        "negative for)",
         f"- Held out (never trained on): {results['held_out_queries']} queries",
         f"- Loss: {results['train']['loss']}"
         + (

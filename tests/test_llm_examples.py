@@ -1,0 +1,131 @@
+"""Generator fine-tuning data: examples in `rag ask`'s prompt format (with refusals) and the
+answer-only loss mask, on a real index and SmolLM2's real tokenizer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from eval.beir import corpus_sources
+from eval.squad import load_squad
+from llm_finetune.examples import build_examples, cited_answer
+from llm_finetune.masking import IGNORE, tokenize_example
+from rag.answer import NOT_FOUND, SYSTEM_PROMPT
+from rag.ingest import update_index
+from rag.retrieval import Retriever
+
+PARAGRAPHS = {
+    "Volcanoes": [
+        (
+            "Mount Etna on Sicily erupts every few years; lava has reached the town of Catania.",
+            "Which town has Etna's lava reached?",
+            "Catania",
+        ),
+        (
+            "Eyjafjallajokull erupted in 2010 and closed European airspace for six days.",
+            "For how many days was European airspace closed?",
+            "six days",
+        ),
+    ],
+    "Bees": [
+        (
+            "Honey bees tell their sisters where flowers are with a waggle dance inside the hive.",
+            "How do honey bees show where flowers are?",
+            "a waggle dance",
+        ),
+        (
+            "Beekeepers treat colonies against the varroa mite, a parasite that spreads viruses.",
+            "Which parasite do beekeepers treat colonies against?",
+            "the varroa mite",
+        ),
+    ],
+    "Trains": [
+        (
+            "The Shinkansen line between Tokyo and Osaka opened in 1964, before the Olympic Games.",
+            "When did the Shinkansen open?",
+            "1964",
+        ),
+        (
+            "The Glacier Express crosses the Swiss Alps from Zermatt to St. Moritz in eight hours.",
+            "Where does the Glacier Express start?",
+            "Zermatt",
+        ),
+    ],
+}
+
+
+@pytest.fixture
+def squad(tmp_path: Path, settings, embedder):
+    data = {
+        "data": [
+            {
+                "title": title,
+                "paragraphs": [
+                    {
+                        "context": context,
+                        "qas": [
+                            {
+                                "id": f"{title}-{i}",
+                                "question": question,
+                                "answers": [{"text": answer, "answer_start": context.index(answer)}],
+                            }
+                        ],
+                    }
+                    for i, (context, question, answer) in enumerate(paragraphs)
+                ],
+            }
+            for title, paragraphs in PARAGRAPHS.items()
+        ]
+    }
+    path = tmp_path / "mini-squad.json"
+    path.write_text(json.dumps(data))
+    contexts, questions = load_squad(path)
+    update_index(corpus_sources("mini", contexts), settings, progress=False, embedder=embedder)
+    return questions, Retriever(settings.index, embedder=embedder)
+
+
+def test_examples_cite_the_source_that_holds_the_answer(squad) -> None:
+    questions, retriever = squad
+    examples = build_examples(questions, retriever, answer_k=2, refusal_fraction=0.0)
+    assert len(examples) == len(questions)  # every paragraph is found for its own question
+    for example in examples:
+        system, user = example.messages
+        assert system == {"role": "system", "content": SYSTEM_PROMPT}
+        assert user["content"].startswith("Sources:\n\n[1] (") and "\n\nQuestion: " in user["content"]
+        answer, n = example.target[: example.target.rindex(" [")], int(example.target[-3])
+        source = user["content"].split(f"[{n}] (")[1].split("\n\n[")[0]
+        assert answer.lower() in source.lower()  # the cited source holds the answer
+        assert example.target == cited_answer(answer, n) and example.answerable
+
+
+def test_refusals_get_sources_without_the_answer(squad) -> None:
+    questions, retriever = squad
+    examples = build_examples(questions, retriever, answer_k=2, refusal_fraction=1.0, seed=3)
+    refusals = [e for e in examples if not e.answerable]
+    assert refusals and all(e.target == NOT_FOUND for e in refusals)
+    by_id = {q["id"]: q for q in questions}
+    for example in refusals:
+        question = by_id[example.id.removesuffix("-refusal")]
+        sources = example.messages[-1]["content"].split("\n\nQuestion: ")[0]
+        assert question["references"][0].lower() not in sources.lower()
+        assert example.messages[-1]["content"].endswith(question["question"])
+
+
+def test_loss_mask_covers_the_answer_tokens_only(squad) -> None:
+    from transformers import AutoTokenizer
+
+    from rag.generation import hf_model_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(hf_model_dir())
+    questions, retriever = squad
+    example = build_examples(questions, retriever, answer_k=2, refusal_fraction=0.0)[0]
+    row = tokenize_example(tokenizer, example)
+    labels, ids = row["labels"], row["input_ids"]
+    first = next(i for i, label in enumerate(labels) if label != IGNORE)
+    assert all(label == IGNORE for label in labels[:first]) and labels[first:] == ids[first:]
+    assert tokenizer.decode(ids[first:]) == example.target + tokenizer.eos_token
+    prompt = tokenizer.decode(ids[:first])
+    assert example.messages[-1]["content"] in prompt and prompt.rstrip().endswith("assistant")
+    assert tokenize_example(tokenizer, example, max_length=first) is None  # too long: left out
