@@ -72,6 +72,7 @@ def score_questions(
     generator: Generator,
     progress: bool = True,
     judge: Generator | None = None,
+    batch_size: int = 8,
 ) -> dict:
     """Retrieve and answer each question from the index at `settings.index`, and score both.
 
@@ -86,8 +87,13 @@ def score_questions(
 
     answerer = Answerer.from_settings(retriever, generator, settings)
     rows, samples, started = [], [], time.perf_counter()
-    for q in tqdm(questions, desc="answering", disable=not progress):
-        answer = answerer.answer(q["question"])
+    answers: list = []
+    with tqdm(total=len(questions), desc="answering", disable=not progress) as bar:
+        for start in range(0, len(questions), batch_size):
+            group = [q["question"] for q in questions[start : start + batch_size]]
+            answers += answerer.answer_batch(group, batch_size)
+            bar.update(len(group))
+    for q, answer in zip(questions, answers, strict=True):
         samples.append(
             {
                 "question": q["question"],
@@ -146,6 +152,7 @@ def score_questions(
         "timings": {
             "answer_s": answer_seconds,
             "seconds_per_answer": answer_seconds / max(len(questions), 1),
+            "batch_size": batch_size,
             "judge_s": judge_seconds,
         },
         "per_question": rows,

@@ -8,7 +8,7 @@ shape `eval.squad.load_squad` and `eval.pdfqa.load_questions` (with "answer") gi
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rag.answer import NOT_FOUND, build_messages
 from rag.generation import Message
@@ -21,6 +21,8 @@ class Example:
     messages: list[Message]  # the prompt, as rag.answer builds it
     target: str  # the reply the model should learn
     answerable: bool
+    references: list[str] = field(default_factory=list)
+    sources: int = 0  # how many numbered sources the prompt holds
 
 
 def cited_answer(answer: str, n: int) -> str:
@@ -46,13 +48,14 @@ def build_examples(
     mode: str = "hybrid",
     refusal_fraction: float = 0.2,
     seed: int = 0,
+    keep_unanswered: bool = False,
 ) -> list[Example]:
     """One example per question whose retrieved sources hold its answer, plus refusals.
 
     For about `refusal_fraction` of the questions, the prompt gets the sources retrieved for
     another question, none of which holds this question's answer, and the target is the refusal
-    `rag ask` gives. Questions whose own sources miss the answer are left out: there is no
-    citation to teach for them.
+    `rag ask` gives. Questions whose own sources miss the answer are left out (there is no
+    citation to teach for them) unless `keep_unanswered`, as an evaluation wants every question.
     """
     if not questions:
         return []
@@ -64,20 +67,15 @@ def build_examples(
             other = found[rng.choice([j for j in range(len(questions)) if j != i])]
             unrelated = [s for s in other if not _holds(s, question)]
             if unrelated:
+                messages = build_messages(question["question"], unrelated)
                 examples.append(
-                    Example(
-                        question["id"] + "-refusal",
-                        build_messages(question["question"], unrelated),
-                        NOT_FOUND,
-                        False,
-                    )
+                    Example(question["id"] + "-refusal", messages, NOT_FOUND, False, [], len(unrelated))
                 )
                 continue
         holding = [n for n, s in enumerate(sources, 1) if _holds(s, question)]
         references = [r for r in question.get("references", []) if r]
-        if holding and references:
-            target = cited_answer(references[0], holding[0])
-            examples.append(
-                Example(question["id"], build_messages(question["question"], sources), target, True)
-            )
+        if references and (holding or keep_unanswered):
+            target = cited_answer(references[0], holding[0]) if holding else references[0]
+            messages = build_messages(question["question"], sources)
+            examples.append(Example(question["id"], messages, target, True, references, len(sources)))
     return examples

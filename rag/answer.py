@@ -179,6 +179,34 @@ class Answerer:
             pass
         return stream.answer
 
+    def answer_batch(self, questions: list[str], batch_size: int = 8) -> list[Answer]:
+        """Answers to many independent questions; a generator with `generate_batch` (the
+        embedded one) writes `batch_size` of them at a time. For evaluation runs."""
+        found = self.retriever.search_batch(questions, k=self.k, mode=self.mode) if questions else []
+        sources = [
+            [s for s in hits if s.similarity is None or s.similarity >= self.min_similarity] for hits in found
+        ]
+        answers: list[Answer | None] = [None] * len(questions)
+        todo = [i for i, s in enumerate(sources) if s]
+        for i, s in enumerate(sources):
+            if not s:
+                answers[i] = Answer(questions[i], questions[i], NOT_FOUND, found=False)
+        batched = getattr(self.generator, "generate_batch", None)
+        for start in range(0, len(todo), batch_size):
+            group = todo[start : start + batch_size]
+            prompts = [build_messages(questions[i], sources[i]) for i in group]
+            if batched is not None:
+                replies = batched(prompts, self.max_tokens)
+            else:
+                replies = ["".join(self.generator.stream(m, self.max_tokens)) for m in prompts]
+            for i, reply in zip(group, replies, strict=True):
+                answers[i] = self._checked(questions[i], questions[i], reply, sources[i])
+        return answers  # type: ignore[return-value]
+
+    def _checked(self, question: str, query: str, reply: str, sources: list[SearchResult]) -> Answer:
+        text, citations, invalid = check_citations(clean(reply), sources, self.retriever.embedder.encode)
+        return Answer(question, query, text, citations, sources, invalid)
+
     def stream(
         self,
         question: str,
@@ -227,6 +255,4 @@ class AnswerStream:
         for piece in self.answerer.generator.stream(messages, self.max_tokens, self.temperature):
             raw.append(piece)
             yield piece
-        embedder = self.answerer.retriever.embedder
-        text, citations, invalid = check_citations(clean("".join(raw)), sources, embedder.encode)
-        self.answer = Answer(self.question, self.query, text, citations, sources, invalid)
+        self.answer = self.answerer._checked(self.question, self.query, "".join(raw), sources)

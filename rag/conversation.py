@@ -252,7 +252,7 @@ def open_chat(settings, generator: Generator | None = None, retriever=None) -> C
 
     retriever = retriever or Retriever(settings.index)
     generator = generator or load_generator(
-        settings.engine, settings.llm_model, settings.llm_base_url, settings.llm_api_key
+        settings.engine, settings.llm_model, settings.llm_base_url, settings.llm_api_key, settings.llm_adapter
     )
     answerer = Answerer.from_settings(retriever, generator, settings)
     return Chat(answerer, SessionStore(settings.sessions))

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     # answering (rag.answer, rag.generation, rag.conversation)
     engine: Literal["transformers", "openai", "vllm"] = "transformers"
     llm_model: str = Field("SmolLM2-135M-Instruct", description="generator: bundled name, dir or hub id")
+    llm_adapter: str | None = Field(None, description="LoRA adapter (rag finetune-llm) on the generator")
     llm_base_url: str | None = Field(None, description="OpenAI-compatible server for the openai engine")
     llm_api_key: str | None = None
     answer_k: int = Field(3, ge=1, description="sources given to the generator")

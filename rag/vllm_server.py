@@ -8,6 +8,7 @@ bundled GGUF generator is converted once (rag.generation.hf_model_dir).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -40,8 +41,22 @@ class VLLMServer:
         startup_timeout: float = 600,
         log: Path | None = None,
         extra_args: list[str] | None = None,
+        adapter: str | None = None,
     ):
         self.model = model
+        self.served_name = model
+        extra_args = list(extra_args or [])
+        if adapter is not None:
+            # vLLM's LoRA support: the base stays loaded, the adapter is a model name of its own
+            config = json.loads((Path(adapter) / "adapter_config.json").read_text())
+            self.served_name = Path(adapter).resolve().name
+            extra_args += [
+                "--enable-lora",
+                "--lora-modules",
+                f"{self.served_name}={Path(adapter).resolve()}",
+                "--max-lora-rank",
+                str(max(8, int(config.get("r", 16)))),
+            ]
         self.port = port or _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         prefix = _command(python)
@@ -58,7 +73,7 @@ class VLLMServer:
                 str(self.port),
                 "--max-model-len",
                 "4096",
-                *(extra_args or []),
+                *extra_args,
             ]
         )
         env = {
@@ -99,7 +114,7 @@ class VLLMServer:
         raise TimeoutError(f"vLLM did not answer within {timeout:.0f} s; see {self.log_path}")
 
     def generator(self) -> OpenAIGenerator:
-        return OpenAIGenerator(self.base_url, self.model)
+        return OpenAIGenerator(self.base_url, self.served_name)
 
     def stop(self) -> None:
         if self.process.poll() is None:

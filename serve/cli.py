@@ -19,6 +19,9 @@ def serve(
     llm_model: Annotated[
         str | None, typer.Option("--llm", help="Generator: bundled name, dir or hub id")
     ] = None,
+    adapter: Annotated[
+        Path | None, typer.Option(help="LoRA adapter from rag finetune-llm (transformers and vllm engines)")
+    ] = None,
     log: Annotated[Path | None, typer.Option(help="vLLM's log file (engine vllm)")] = None,
 ) -> None:
     """Serve the index over HTTP: OpenAI-compatible chat, search, documents, sessions."""
@@ -30,8 +33,13 @@ def serve(
     from serve.app import create_app
 
     settings = run_guarded(
-        lambda: load_settings(index=index, host=host, port=port, engine=engine, llm_model=llm_model)
+        lambda: load_settings(
+            index=index, host=host, port=port, engine=engine, llm_model=llm_model,
+            llm_adapter=str(adapter) if adapter else None,
+        )
     )
+    if settings.llm_adapter and not (Path(settings.llm_adapter) / "adapter_config.json").is_file():
+        raise fail(f"{settings.llm_adapter} is not a LoRA adapter directory (no adapter_config.json)")
     vllm = None
     generator = None
     if settings.engine == "vllm":
@@ -39,7 +47,7 @@ def serve(
 
         out.print(f"starting vLLM for {settings.llm_model} ...")
         try:
-            vllm = VLLMServer(settings.llm_model, settings.vllm_python, log=log)
+            vllm = VLLMServer(settings.llm_model, settings.vllm_python, log=log, adapter=settings.llm_adapter)
         except (RuntimeError, TimeoutError, ValueError) as err:
             raise fail(str(err)) from None
         out.print(f"vLLM ready at {vllm.base_url}")

@@ -15,6 +15,7 @@ from llm_finetune.masking import IGNORE, tokenize_example
 from rag.answer import NOT_FOUND, SYSTEM_PROMPT
 from rag.ingest import update_index
 from rag.retrieval import Retriever
+from rag.settings import Settings
 
 PARAGRAPHS = {
     "Volcanoes": [
@@ -56,8 +57,9 @@ PARAGRAPHS = {
 }
 
 
-@pytest.fixture
-def squad(tmp_path: Path, settings, embedder):
+def make_squad_index(root: Path, embedder) -> tuple[list[dict], Settings, Retriever]:
+    """A SQuAD file of the paragraphs above, indexed as `rag eval squad` does: (questions, settings
+    of the index, retriever)."""
     data = {
         "data": [
             {
@@ -79,11 +81,19 @@ def squad(tmp_path: Path, settings, embedder):
             for title, paragraphs in PARAGRAPHS.items()
         ]
     }
-    path = tmp_path / "mini-squad.json"
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "mini-squad.json"
     path.write_text(json.dumps(data))
     contexts, questions = load_squad(path)
+    settings = Settings(index=root / "index")
     update_index(corpus_sources("mini", contexts), settings, progress=False, embedder=embedder)
-    return questions, Retriever(settings.index, embedder=embedder)
+    return questions, settings, Retriever(settings.index, embedder=embedder)
+
+
+@pytest.fixture(scope="module")
+def squad(tmp_path_factory, embedder):
+    questions, _, retriever = make_squad_index(tmp_path_factory.mktemp("squad"), embedder)
+    return questions, retriever
 
 
 def test_examples_cite_the_source_that_holds_the_answer(squad) -> None:

@@ -1,0 +1,216 @@
+"""`rag finetune-llm` end to end: questions -> split (by article / document) -> examples in the
+`rag ask` prompt format -> base scored -> QLoRA -> tuned scored -> adapter with card and report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from eval.beir import corpus_sources
+from eval.compare import compare_runs
+from eval.pdfqa import load_questions
+from eval.report import write_report, write_results
+from eval.squad import load_squad
+from llm_finetune.evaluate import replies, score
+from llm_finetune.examples import Example, build_examples
+from llm_finetune.model import LoraSettings, load_trainable
+from llm_finetune.train import TrainSettings, train_adapter
+from rag.generation import DEFAULT_GENERATOR, TransformersGenerator
+from rag.ingest import ingest, update_index
+from rag.retrieval import Retriever
+from rag.settings import Settings
+
+
+@dataclass
+class LlmFinetuneJob:
+    """What `rag finetune-llm` was asked to do.
+
+    Args:
+        data: SQuAD-format JSON (its contexts become the corpus) or a PDF-QA JSONL with `pdfs`.
+        test_fraction: share of the articles (SQuAD) or documents (PDF-QA) whose questions are
+            held out for the before/after evaluation; whole groups, so no test passage is trained on.
+        eval_limit: score at most this many held-out questions (and their refusals).
+        max_tokens: answer bound in the evaluation, the same for both models.
+    """
+
+    out: Path
+    data: Path
+    pdfs: Path | None = None
+    base: str = DEFAULT_GENERATOR
+    test_fraction: float = 0.2
+    refusal_fraction: float = 0.2
+    answer_k: int = 3
+    eval_limit: int | None = None
+    max_tokens: int = 64
+    quantize: bool = True
+    resume: bool = False
+    seed: int = 0
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+
+def _group_of(question: dict) -> str:
+    """The article (SQuAD: "Title-3" -> "Title") or document a question's evidence is in."""
+    doc = question["evidence"][0]["doc"] if question.get("evidence") else question["id"]
+    return doc.rsplit("-", 1)[0] if doc.rsplit("-", 1)[-1].isdigit() else doc
+
+
+def split_by_group(
+    questions: list[dict], test_fraction: float, seed: int = 0
+) -> tuple[list[dict], list[dict]]:
+    def bucket(group: str) -> float:
+        digest = hashlib.blake2b(f"{seed}\x00{group}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") / 2**64
+
+    test = [q for q in questions if bucket(_group_of(q)) < test_fraction]
+    train = [q for q in questions if bucket(_group_of(q)) >= test_fraction]
+    if not test or not train:
+        raise ValueError(f"too few articles/documents to hold out {test_fraction:.0%} and still train")
+    return train, test
+
+
+def prepare(job: LlmFinetuneJob, settings: Settings) -> tuple[list[dict], Retriever]:
+    """The questions (with references) and a retriever over their corpus."""
+    if job.data.suffix == ".json":
+        contexts, questions = load_squad(job.data)
+        update_index(corpus_sources(job.data.stem, contexts), settings, prune=lambda p: True, progress=True)
+    else:
+        if job.pdfs is None:
+            raise ValueError("a PDF-QA file needs --pdfs, the folder of its PDFs")
+        questions = load_questions(job.data)
+        for q in questions:
+            q["references"] = [q.get("answer", "")]
+        ingest([job.pdfs], settings)
+    return questions, Retriever(settings.index)
+
+
+def _run(name: str, generator, examples: list[Example], job: LlmFinetuneJob, directory: Path) -> dict:
+    started = time.perf_counter()
+    figures, rows = score(examples, replies(generator, examples, job.max_tokens))
+    run = {
+        "kind": "llm-finetune-eval",
+        "model": name,
+        "figures": figures,
+        "questions": len(examples),
+        "per_question": [],
+        "rows": rows,
+        "settings": {"generator": name, "max_tokens": job.max_tokens, "answer_k": job.answer_k},
+        "timings": {"answer_s": time.perf_counter() - started},
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    write_results(directory, run)
+    write_report(
+        directory, {k: v for k, v in run.items() if k != "per_question"}, f"{name} ({len(examples)} prompts)"
+    )
+    return run
+
+
+def finetune_generator(job: LlmFinetuneJob, settings: Settings) -> dict:
+    started = time.perf_counter()
+    out = Path(job.out)
+    out.mkdir(parents=True, exist_ok=True)
+    questions, retriever = prepare(job, settings)
+    train_q, test_q = split_by_group(questions, job.test_fraction, job.seed)
+    train_examples = build_examples(
+        train_q, retriever, job.answer_k, settings.mode, job.refusal_fraction, job.seed
+    )
+    test_q = test_q[: job.eval_limit] if job.eval_limit else test_q
+    test_examples = build_examples(
+        test_q,
+        retriever,
+        job.answer_k,
+        settings.mode,
+        job.refusal_fraction,
+        job.seed + 1,
+        keep_unanswered=True,
+    )
+    report = out / "eval"
+    before = _run("base", TransformersGenerator(job.base), test_examples, job, report / "base")
+
+    model, tokenizer, method = load_trainable(job.base, job.lora, job.quantize)
+    outcome = train_adapter(model, tokenizer, train_examples, out, job.train, resume=job.resume)
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    del model
+
+    after = _run(
+        "tuned", TransformersGenerator(job.base, adapter=str(out)), test_examples, job, report / "tuned"
+    )
+    comparison = compare_runs(report / "base", report / "tuned", out=report / "compare.md")
+    results = {
+        "base_model": job.base,
+        "adapter": str(out.resolve()),
+        "method": method,
+        "data": str(job.data),
+        "train_questions": len(train_q),
+        "train_examples": len(train_examples),
+        "refusal_examples": sum(not e.answerable for e in train_examples),
+        "test_questions": len(test_q),
+        "test_prompts": len(test_examples),
+        "lora": asdict(job.lora),
+        "train": {**asdict(job.train), **{k: v for k, v in asdict(outcome).items() if k != "log"}},
+        "loss_log": outcome.log,
+        "before": before["figures"],
+        "after": after["figures"],
+        "timings": {"train_s": outcome.seconds, "total_s": time.perf_counter() - started},
+    }
+    (report / "finetune.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "ragstack-adapter.json").write_text(
+        json.dumps({"base": job.base, "method": method}, indent=2) + "\n"
+    )
+    _write_card(out, results)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    return {**results, "comparison": comparison}
+
+
+def _write_card(out: Path, results: dict) -> None:
+    lines = [
+        f"# LoRA adapter for {results['base_model']}",
+        "",
+        f"Tuned with ragstack `rag finetune-llm` ({results['method']}) on {results['data']}: "
+        f"{results['train_examples']} examples from {results['train_questions']} questions "
+        f"({results['refusal_examples']} with unrelated sources and the refusal as target), in the prompt "
+        "format of `rag ask` (numbered sources, answers cite [n]).",
+        "",
+        f"LoRA rank {results['lora']['rank']}, alpha {results['lora']['alpha']}, dropout "
+        f"{results['lora']['dropout']} on {', '.join(results['lora']['target_modules'])}; "
+        f"{results['train']['steps']} steps, learning rate {results['train']['learning_rate']}, "
+        f"{results['timings']['train_s']:.0f} s of training.",
+        "",
+        f"Held out: {results['test_questions']} questions of other articles/documents "
+        f"({results['test_prompts']} prompts with the refusal prompts).",
+        "",
+        "| metric | base | tuned |",
+        "| --- | --- | --- |",
+    ]
+    for group, metrics in results["before"].items():
+        for metric, value in metrics.items():
+            lines.append(f"| {group} {metric} | {value:.4f} | {results['after'][group][metric]:.4f} |")
+    lines += [
+        "",
+        "Serve it: `rag serve --adapter THIS_DIR` (transformers or `--engine vllm`); merge it: "
+        "`rag export-merged THIS_DIR --out MERGED_DIR`.",
+    ]
+    (out / "README.md").write_text("\n".join(lines) + "\n")
+
+
+def export_merged(adapter: Path, out: Path, base: str | None = None) -> Path:
+    """Full weights with the adapter merged in, loadable by transformers (and vLLM) alone."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rag.generation import hf_model_dir, load_adapter
+
+    info = Path(adapter) / "ragstack-adapter.json"
+    base = base or (json.loads(info.read_text())["base"] if info.is_file() else DEFAULT_GENERATOR)
+    path = hf_model_dir(base)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    merged = load_adapter(model, str(adapter))
+    out = Path(out)
+    merged.save_pretrained(str(out))
+    AutoTokenizer.from_pretrained(path).save_pretrained(str(out))
+    return out

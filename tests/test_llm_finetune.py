@@ -1,0 +1,120 @@
+"""QLoRA on the real SmolLM2-135M (bitsandbytes NF4 on the CPU): a few steps lower the loss, the
+adapter answers through a real `rag serve --adapter` process, and the merged export loads in
+transformers alone and generates what the adapter does."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openai
+import pytest
+from test_llm_examples import make_squad_index
+
+from llm_finetune.examples import build_examples
+from llm_finetune.model import LoraSettings, load_trainable
+from llm_finetune.train import TrainSettings, train_adapter
+from rag.answer import Answerer
+from rag.generation import TransformersGenerator, generate
+from rag.retrieval import Retriever
+
+QUESTION = "When did the Shinkansen open?"
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory, embedder):
+    """12 QLoRA steps on the mini SQuAD corpus (trained once for the module)."""
+    tmp_path = tmp_path_factory.mktemp("qlora")
+    questions, settings, retriever = make_squad_index(tmp_path / "squad", embedder)
+    examples = build_examples(questions, retriever, answer_k=2, refusal_fraction=0.3, seed=1)
+    model, tokenizer, method = load_trainable("SmolLM2-135M-Instruct", LoraSettings(rank=8, alpha=16))
+    assert method == "qlora"
+    assert any("Linear4bit" in type(m).__name__ for m in model.modules())  # the base really is 4-bit
+    settings = TrainSettings(batch_size=2, learning_rate=1e-3, max_steps=12, logging_steps=1, save_steps=100)
+    outcome = train_adapter(model, tokenizer, examples, tmp_path / "work", settings, progress=False)
+    out = tmp_path / "adapter"
+    model.save_pretrained(str(out))
+    (out / "ragstack-adapter.json").write_text(
+        json.dumps({"base": "SmolLM2-135M-Instruct", "method": method})
+    )
+    return out, outcome, settings
+
+
+def test_qlora_steps_lower_the_loss_and_serve(adapter, tmp_path: Path) -> None:
+    out, outcome, settings = adapter
+    losses = [e["loss"] for e in outcome.log]
+    assert outcome.steps == 12 and len(losses) == 12
+    assert sum(losses[-3:]) / 3 < 0.6 * sum(losses[:3]) / 3, losses
+    assert (out / "adapter_config.json").is_file()
+
+    tuned = Answerer(Retriever(settings.index), TransformersGenerator(adapter=str(out)))
+    expected = tuned.answer(QUESTION)
+    base = Answerer(Retriever(settings.index), TransformersGenerator()).answer(QUESTION)
+    assert expected.text != base.text  # the adapter changes what the model writes
+
+    port = _free_port()
+    env = {**os.environ, "RAG_INDEX": str(settings.index), "RAG_SESSIONS": str(tmp_path / "s.sqlite")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--adapter", str(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="-", timeout=300)
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                client.models.list()
+                break
+            except openai.APIConnectionError:
+                assert server.poll() is None and time.monotonic() < deadline, (
+                    "rag serve --adapter did not start"
+                )
+                time.sleep(0.5)
+        reply = client.chat.completions.create(
+            model="ragstack", messages=[{"role": "user", "content": QUESTION}]
+        )
+        assert reply.choices[0].message.content.startswith(expected.text)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+
+    missing = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "serve", "--adapter", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 2 and "adapter_config.json" in missing.stderr
+
+
+def test_merged_export_loads_in_transformers(adapter, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    out, _, _ = adapter
+    merged_dir = tmp_path / "merged"
+    result = CliRunner().invoke(app, ["export-merged", str(out), "--out", str(merged_dir)])
+    assert result.exit_code == 0, result.output
+    model = AutoModelForCausalLM.from_pretrained(merged_dir)
+    tokenizer = AutoTokenizer.from_pretrained(merged_dir)
+    assert not any("lora" in name for name, _ in model.named_parameters())  # plain full weights
+    messages = [{"role": "user", "content": QUESTION}]
+    merged = TransformersGenerator(str(merged_dir))
+    assert merged.tokenizer.eos_token == tokenizer.eos_token
+    assert generate(merged, messages, 12) == generate(TransformersGenerator(adapter=str(out)), messages, 12)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
