@@ -3,8 +3,10 @@
 Two ways to write a query for a chunk:
 - `llm`: ask a generator (the embedded model, or any OpenAI-compatible server such as vLLM) for a
   question the chunk answers;
-- `crop` (no LLM, seconds for thousands): the inverse cloze task of Lee et al. (2019): one
-  sentence of the chunk is the query, the rest of the chunk the positive.
+- `crop` (no LLM, seconds for thousands): for prose, the inverse cloze task of Lee et al. (2019):
+  one sentence of the chunk is the query, the rest of the chunk the positive; for a table (rows of
+  a label and figures, as in financial statements), a templated question about one row label,
+  naming the document, so that questions about a figure learn to find the table that holds it.
 
 Then the round-trip filter keeps a query only when the index finds its own chunk in the top k,
 and duplicates are dropped.
@@ -27,15 +29,16 @@ _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
 
 
-def _readable(text: str) -> bool:
-    """Mostly words, not a table of figures: both a query and a question need some prose."""
+def _readable(text: str, prose: bool) -> bool:
+    """Long enough to ask about; with `prose`, mostly words rather than a table of figures (a
+    cropped sentence needs words; an LLM can ask about a table)."""
     tokens = text.split()
-    return len(tokens) >= 30 and len(_WORD.findall(text)) >= 0.4 * len(tokens)
+    return len(tokens) >= 30 and (not prose or len(_WORD.findall(text)) >= 0.4 * len(tokens))
 
 
-def sample_chunks(chunks: dict[str, str], n: int, seed: int = 0) -> list[tuple[str, str]]:
+def sample_chunks(chunks: dict[str, str], n: int, seed: int = 0, prose: bool = True) -> list[tuple[str, str]]:
     """Up to `n` (chunk id, text) pairs of readable chunks, drawn at random but repeatably."""
-    readable = sorted((cid, text) for cid, text in chunks.items() if _readable(text))
+    readable = sorted((cid, text) for cid, text in chunks.items() if _readable(text, prose))
     return random.Random(seed).sample(readable, min(n, len(readable)))
 
 
@@ -48,6 +51,43 @@ def crop_query(text: str, rng: random.Random) -> tuple[str, str] | None:
     query = rng.choice(candidates)
     rest = " ".join(s for s in sentences if s is not query)
     return query, rest
+
+
+_ROW = re.compile(r"^([A-Z][A-Za-z ,&'()/-]{5,80}?)\s+((?:[($]*\s*\(?-?[\d,.]+\)?%?\s*){1,8})$", re.M)
+_HEADER = re.compile(r"\b(years?|months?|ended|december|fiscal|quarter|page)\b", re.I)
+_YEAR = re.compile(r"(?:19|20)\d\d")
+TABLE_QUESTIONS = (
+    "What is the {year}{label} for {company}?",
+    "How much was {label} for {company}{in_year}?",
+    "What were {company}'s {label}{in_year}?",
+)
+
+
+def table_rows(text: str) -> list[str]:
+    """Row labels of a table chunk: lines that start with words and continue with figures."""
+    labels = [m.group(1).strip(" ,.-") for m in _ROW.finditer(text)]
+    return [label for label in labels if len(_WORD.findall(label)) >= 2 and not _HEADER.search(label)]
+
+
+def document_title(doc: str) -> tuple[str, str]:
+    """(company, year) as a file name like `3M_2018_10K.pdf` gives them; year may be empty."""
+    parts = re.split(r"[_\s-]+", doc.rsplit(".", 1)[0])
+    years = [p for p in parts if _YEAR.fullmatch(p)]
+    names = [p for p in parts[: parts.index(years[0])]] if years else parts[:1]
+    return " ".join(names).replace("JOHNSON JOHNSON", "Johnson & Johnson").title(), years[0] if years else ""
+
+
+def table_query(text: str, doc: str, rng: random.Random) -> tuple[str, str] | None:
+    rows = table_rows(text)
+    if len(rows) < 3:
+        return None
+    label = rng.choice(rows)
+    company, year = document_title(doc)
+    question = rng.choice(TABLE_QUESTIONS).format(
+        label=label[0].lower() + label[1:], company=company or "the company",
+        year=f"FY{year} " if year else "", in_year=f" in FY{year}" if year else "",
+    )
+    return question, text
 
 
 QUESTION_PROMPT = (
@@ -66,9 +106,19 @@ def clean_question(reply: str) -> str | None:
     return line
 
 
-def llm_query(generator: Generator, doc: str, text: str, max_tokens: int = 48) -> str | None:
-    messages = [{"role": "user", "content": QUESTION_PROMPT.format(doc=doc, text=text)}]
-    return clean_question(generate(generator, messages, max_tokens=max_tokens))
+def llm_queries(
+    generator: Generator, items: list[tuple[str, str]], concurrency: int = 1, max_tokens: int = 48
+) -> list[str | None]:
+    """A question per (document name, chunk text): in padded batches of 8 when the generator
+    has `generate_batch` (the embedded one), else `concurrency` requests at a time (a server)."""
+    prompts = [[{"role": "user", "content": QUESTION_PROMPT.format(doc=d, text=t)}] for d, t in items]
+    batched = getattr(generator, "generate_batch", None)
+    if batched is not None:
+        replies = [r for i in range(0, len(prompts), 8) for r in batched(prompts[i : i + 8], max_tokens)]
+    else:
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            replies = list(pool.map(lambda m: generate(generator, m, max_tokens=max_tokens), prompts))
+    return [clean_question(r) for r in replies]
 
 
 def synthetic_pairs(
@@ -86,24 +136,29 @@ def synthetic_pairs(
         raise ValueError(f"unknown query style {style!r}; choose one of {', '.join(QUERY_STYLES)}")
     if style == "llm" and generator is None:
         raise ValueError("llm queries need a generator")
-    sampled = sample_chunks(chunks, n, seed)
     rng = random.Random(seed)
+    if style == "crop":
+        # tables are a minority of chunks but hold the figures people ask for: half the sample
+        tables = {cid for cid, text in chunks.items() if len(table_rows(text)) >= 3}
+        sampled = random.Random(seed).sample(sorted(tables), min(n // 2, len(tables)))
+        sampled = [(cid, chunks[cid]) for cid in sampled]
+        prose = {cid: text for cid, text in chunks.items() if cid not in tables}
+        sampled += sample_chunks(prose, n - len(sampled), seed, prose=True)
+    else:
+        sampled = sample_chunks(chunks, n, seed, prose=False)
     pairs: list[Pair] = []
     if style == "crop":
         for chunk_id, text in sampled:
-            made = crop_query(text, rng)
+            made = table_query(text, doc_of(chunk_id), rng) or (
+                crop_query(text, rng) if _readable(text, prose=True) else None
+            )
             if made:
                 pairs.append(Pair(f"syn-{chunk_id}", made[0], chunk_id, made[1]))
     else:
-
-        def ask(item: tuple[str, str]) -> str | None:
-            return llm_query(generator, doc_of(item[0]), item[1])
-
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            questions = pool.map(ask, sampled)
-            if progress:
-                questions = track(questions, total=len(sampled), description="writing queries")
-            for (chunk_id, text), question in zip(sampled, questions, strict=True):
+        groups = [sampled[i : i + 64] for i in range(0, len(sampled), 64)]
+        for group in track(groups, description="writing queries") if progress else groups:
+            questions = llm_queries(generator, [(doc_of(cid), text) for cid, text in group], concurrency)
+            for (chunk_id, text), question in zip(group, questions, strict=True):
                 if question:
                     pairs.append(Pair(f"syn-{chunk_id}", question, chunk_id, text))
     return PairSet(

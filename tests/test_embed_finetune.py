@@ -246,3 +246,30 @@ def test_training_resumes_from_its_last_checkpoint(tmp_path: Path, prose_index) 
     assert second.resumed_from.endswith("checkpoint-2") and second.steps == 4
     state = json.loads((tmp_path / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["global_step"] == 4
+
+
+def test_table_chunks_get_questions_about_their_rows() -> None:
+    import random
+
+    from embed_finetune.synthetic import document_title, table_query, table_rows
+
+    table = (
+        "Consolidated Statement of Cash Flows\nYears ended December 31\n(Millions) 2018 2017 2016\n"
+        "Net income including noncontrolling interest $ 5,363 $ 4,869 $ 5,058\n"
+        "Depreciation and amortization 1,488 1,544 1,474\n"
+        "Purchases of property, plant and equipment (PP&E) (1,577) (1,373) (1,420)\n"
+        "Proceeds from sale of PP&E and other assets 262 49 58\n"
+    )
+    assert table_rows(table) == [
+        "Net income including noncontrolling interest",
+        "Depreciation and amortization",
+        "Purchases of property, plant and equipment (PP&E)",
+        "Proceeds from sale of PP&E and other assets",
+    ]  # the header lines are not rows
+    assert document_title("3M_2018_10K.pdf") == ("3M", "2018")
+    assert document_title("BESTBUY_2024Q2_10Q.pdf") == ("Bestbuy", "")
+    question, positive = table_query(table, "3M_2018_10K.pdf", random.Random(0))
+    assert positive == table and "3M" in question and "2018" in question and question.endswith("?")
+    assert any(row.lower() in question.lower() for row in table_rows(table))
+    prose = "In 2018 the company bought new plants. It spent 1.5 billion dollars on them in the year 2018."
+    assert table_rows(prose) == [] and table_query(prose, "3M_2018_10K.pdf", random.Random(0)) is None
