@@ -4,6 +4,7 @@ and a tiny real fine-tune (a few steps of the real MiniLM) whose model re-indexe
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -193,8 +194,25 @@ def test_tiny_finetune_reindexes_and_searches(tmp_path: Path, prose_index) -> No
     assert tuned.encode(["bees"]).shape == (1, 384)
 
     before = IndexStore(index).current_name()
+    failures: list[BaseException] = []
+    answered = []
+    done = threading.Event()
+
+    def keep_searching() -> None:  # a reader during the re-index: never an error, never empty
+        reader = Retriever(prose_index.index)
+        while not done.is_set():
+            try:
+                answered.append(bool(reader.search("bees", k=2, mode="hybrid")))
+            except BaseException as err:  # noqa: BLE001 - reported by the assertion below
+                failures.append(err)
+
+    thread = threading.Thread(target=keep_searching)
+    thread.start()
     result = runner.invoke(app, ["reindex", "--index", index, "--model", str(model_dir), "-q"])
+    done.set()
+    thread.join()
     assert result.exit_code == 0, result.output
+    assert not failures and answered and all(answered)
     snapshot = IndexStore(index).open()
     assert snapshot.name != before and snapshot.manifest.model == str(model_dir.resolve())
     hits = searcher.search("Which volcano erupts near Catania?", k=3, mode="dense")
@@ -241,8 +259,9 @@ def test_training_resumes_from_its_last_checkpoint(tmp_path: Path, prose_index) 
     assert (tmp_path / "checkpoints" / "checkpoint-2").is_dir() and (tmp_path / "train-data").is_dir()
 
     config.max_steps = 4  # as if the first run had been stopped after 2 of 4 steps
-    second = train(load_model("all-MiniLM-L6-v2", 64), pairs, chunks, tmp_path, config, resume=True,
-                   progress=False)
+    second = train(
+        load_model("all-MiniLM-L6-v2", 64), pairs, chunks, tmp_path, config, resume=True, progress=False
+    )
     assert second.resumed_from.endswith("checkpoint-2") and second.steps == 4
     state = json.loads((tmp_path / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["global_step"] == 4
@@ -273,3 +292,32 @@ def test_table_chunks_get_questions_about_their_rows() -> None:
     assert any(row.lower() in question.lower() for row in table_rows(table))
     prose = "In 2018 the company bought new plants. It spent 1.5 billion dollars on them in the year 2018."
     assert table_rows(prose) == [] and table_query(prose, "3M_2018_10K.pdf", random.Random(0)) is None
+
+
+def test_cached_and_matryoshka_losses_train(tmp_path: Path, prose_index) -> None:
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MatryoshkaLoss,
+    )
+
+    from embed_finetune.train import TrainConfig, load_model, make_loss, train
+
+    model = load_model("all-MiniLM-L6-v2", 64)
+    config = TrainConfig(
+        loss="cached-mnrl",
+        mini_batch_size=2,
+        matryoshka_dims=[384, 128],
+        batch_size=4,
+        max_steps=2,
+        negatives=0,
+        precision="fp32",
+    )
+    loss = make_loss(model, config)
+    assert isinstance(loss, MatryoshkaLoss) and isinstance(loss.loss, CachedMultipleNegativesRankingLoss)
+    snapshot = IndexStore(prose_index.index).open()
+    chunks = {c.chunk_id: c.text for c in snapshot.records.all_chunks()}
+    pairs = synthetic_pairs(chunks, 20, "crop", seed=2, progress=False).pairs
+    result = train(model, pairs, chunks, tmp_path, config, progress=False)
+    assert result.steps == 2 and result.train_loss > 0
+    with pytest.raises(ValueError, match="unknown loss"):
+        TrainConfig(loss="triplet").check()
