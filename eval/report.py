@@ -106,6 +106,14 @@ def _question_rows(results: dict) -> tuple[list[str], list[list], dict[str, list
         header = ["id", "question", "reference", "answer", "cited pages", "evidence", "page hit@10", "F1"]
         scores = {m: [r[m] for r in results["per_question"]] for m in ("f1", "rouge_l")}
         return header, rows, scores
+    if results.get("kind") == "llm-finetune-eval":
+        rows = [
+            [r["id"], "yes" if r["answerable"] else "no", r["reply"], r.get("f1", "-"),
+             "yes" if r.get("citation_valid") else "-", "yes" if r["refused"] else "no"]
+            for r in results["rows"]
+        ]
+        scores = {"F1": [r["f1"] for r in results["rows"] if r["answerable"]]}
+        return ["id", "answerable", "reply", "F1", "valid citation", "refused"], rows, scores
     if "per_question" in results:  # pdfqa
         modes = list(results["figures"])
         rows = [

@@ -96,16 +96,13 @@ def _run(name: str, generator, examples: list[Example], job: LlmFinetuneJob, dir
         "model": name,
         "figures": figures,
         "questions": len(examples),
-        "per_question": [],
         "rows": rows,
         "settings": {"generator": name, "max_tokens": job.max_tokens, "answer_k": job.answer_k},
         "timings": {"answer_s": time.perf_counter() - started},
     }
     directory.mkdir(parents=True, exist_ok=True)
     write_results(directory, run)
-    write_report(
-        directory, {k: v for k, v in run.items() if k != "per_question"}, f"{name} ({len(examples)} prompts)"
-    )
+    write_report(directory, run, f"{name} ({len(examples)} prompts)")
     return run
 
 

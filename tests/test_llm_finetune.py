@@ -158,3 +158,7 @@ def test_finetune_llm_command_end_to_end(tmp_path: Path, embedder) -> None:
     assert set(info["before"]["answers"]) == {"exact_match", "f1", "citation_valid", "false_refusals"}
     assert (out / "adapter_config.json").is_file() and (out / "eval" / "compare.md").is_file()
     assert "LoRA rank 4" in (out / "README.md").read_text()
+    report = (out / "eval" / "tuned" / "report.md").read_text()
+    assert "| id | answerable | reply | F1 | valid citation | refused |" in report
+    table = report.split("## Per question")[1]
+    assert table.count("\n| ") - 2 == info["test_prompts"]  # one row per scored prompt
