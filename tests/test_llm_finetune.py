@@ -36,8 +36,8 @@ def adapter(tmp_path_factory, embedder):
     model, tokenizer, method = load_trainable("SmolLM2-135M-Instruct", LoraSettings(rank=8, alpha=16))
     assert method == "qlora"
     assert any("Linear4bit" in type(m).__name__ for m in model.modules())  # the base really is 4-bit
-    settings = TrainSettings(batch_size=2, learning_rate=1e-3, max_steps=12, logging_steps=1, save_steps=100)
-    outcome = train_adapter(model, tokenizer, examples, tmp_path / "work", settings, progress=False)
+    steps = TrainSettings(batch_size=2, learning_rate=1e-3, max_steps=12, logging_steps=1, save_steps=100)
+    outcome = train_adapter(model, tokenizer, examples, tmp_path / "work", steps, progress=False)
     out = tmp_path / "adapter"
     model.save_pretrained(str(out))
     (out / "ragstack-adapter.json").write_text(
