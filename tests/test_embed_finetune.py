@@ -150,6 +150,7 @@ def test_held_out_split_never_leaks_a_query_into_training() -> None:
         split_held_out(pair_set, 1.5)
 
 
+@pytest.mark.slow
 def test_tiny_finetune_reindexes_and_searches(tmp_path: Path, prose_index) -> None:
     runner = CliRunner()
     index = str(prose_index.index)

@@ -25,6 +25,7 @@ from rag.generation import TransformersGenerator, generate
 from rag.retrieval import Retriever
 
 QUESTION = "When did the Shinkansen open?"
+pytestmark = pytest.mark.slow  # real QLoRA training and a served model: minutes
 
 
 @pytest.fixture(scope="module")
