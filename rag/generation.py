@@ -169,8 +169,7 @@ class TransformersGenerator:
         self, conversations: list[list[Message]], max_tokens: int = 256, temperature: float = 0.0
     ) -> list[str]:
         """Replies to several conversations in one padded batch, for evaluation runs: on this
-        2-core CPU, 8 short answers together took 4.2 s where 4 one at a time took 10.1 s
-        (`python bench/generate.py` measures it)."""
+        2-core CPU, batches of 8 give 3.6x the answers per second (bench/RESULTS.md)."""
         prompts = [
             self.tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
             for m in conversations
