@@ -10,6 +10,7 @@ from pathlib import Path
 
 from embed_finetune.pairs import Pair
 from rag.embedding import resolve_model, resolve_precision
+from rag.loading import model_loading
 
 LOSSES = ("mnrl", "cached-mnrl")
 
@@ -72,7 +73,8 @@ class TrainResult:
 def load_model(name: str, max_seq_length: int):
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(resolve_model(name), device="cpu" if not _cuda() else None)
+    with model_loading:
+        model = SentenceTransformer(resolve_model(name), device="cpu" if not _cuda() else None)
     model.max_seq_length = max_seq_length
     return model
 

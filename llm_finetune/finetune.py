@@ -201,12 +201,14 @@ def export_merged(adapter: Path, out: Path, base: str | None = None) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from rag.generation import hf_model_dir, load_adapter
+    from rag.loading import model_loading
 
     info = Path(adapter) / "ragstack-adapter.json"
     base = base or (json.loads(info.read_text())["base"] if info.is_file() else DEFAULT_GENERATOR)
     path = hf_model_dir(base)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    merged = load_adapter(model, str(adapter))
+    with model_loading:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        merged = load_adapter(model, str(adapter))
     out = Path(out)
     merged.save_pretrained(str(out))
     AutoTokenizer.from_pretrained(path).save_pretrained(str(out))

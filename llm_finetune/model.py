@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rag.generation import hf_model_dir
+from rag.loading import model_loading
 
 
 @dataclass
@@ -34,28 +35,29 @@ def load_trainable(base: str, lora: LoraSettings, quantize: bool = True):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = hf_model_dir(base)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    cuda = torch.cuda.is_available()
-    method = "qlora" if quantize and bitsandbytes_available() else "lora"
-    if method == "qlora":
-        from transformers import BitsAndBytesConfig
+    with model_loading:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        cuda = torch.cuda.is_available()
+        method = "qlora" if quantize and bitsandbytes_available() else "lora"
+        if method == "qlora":
+            from transformers import BitsAndBytesConfig
 
-        quantization = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if cuda else torch.float32,
-        )
-        model = AutoModelForCausalLM.from_pretrained(
-            path, quantization_config=quantization, device_map="auto" if cuda else "cpu"
-        )
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-        if cuda:
-            model = model.to("cuda")
-        model.gradient_checkpointing_enable()
-        model.enable_input_require_grads()  # checkpointing needs a grad path into the frozen base
+            quantization = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=torch.bfloat16 if cuda else torch.float32,
+            )
+            model = AutoModelForCausalLM.from_pretrained(
+                path, quantization_config=quantization, device_map="auto" if cuda else "cpu"
+            )
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+            if cuda:
+                model = model.to("cuda")
+            model.gradient_checkpointing_enable()
+            model.enable_input_require_grads()  # checkpointing needs a grad path into the frozen base
     config = LoraConfig(
         r=lora.rank,
         lora_alpha=lora.alpha,

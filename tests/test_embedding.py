@@ -1,4 +1,6 @@
-"""Embedding precision: bf16 matrix products give the fp32 vectors within rounding."""
+"""Embedding: bf16 precision, and loading models from several threads."""
+
+import threading
 
 import numpy as np
 import pytest
@@ -27,3 +29,24 @@ def test_precision_choice() -> None:
     assert resolve_precision("auto", "cpu") in ("bf16", "fp32")
     with pytest.raises(ValueError, match="unknown precision"):
         resolve_precision("fp8", "cpu")
+
+
+def test_models_loaded_from_two_threads_leave_torch_unpatched() -> None:
+    """transformers swaps torch's init functions while it loads; two loads at once (a server
+    following a re-index) used to leave them swapped, and a later 4-bit load then kept a tied
+    weight on the meta device."""
+    import torch
+
+    originals = {name: getattr(torch.nn.init, name) for name in ("normal_", "uniform_", "zeros_", "ones_")}
+
+    def load() -> None:
+        for _ in range(5):
+            Embedder()
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {name: getattr(torch.nn.init, name) for name in originals} == originals
+    assert torch.nn.Linear(2, 2).weight.device.type == "cpu"
