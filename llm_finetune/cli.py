@@ -12,10 +12,19 @@ console = Console()
 
 
 def finetune_llm(
-    data: Annotated[Path, typer.Option(help="SQuAD JSON, or PDF-QA JSONL (with --pdfs)")],
     out: Annotated[Path, typer.Option(help="Directory for the adapter (with its card and report)")],
+    data: Annotated[Path | None, typer.Option(help="SQuAD JSON, or PDF-QA JSONL (with --pdfs)")] = None,
     pdfs: Annotated[Path | None, typer.Option(help="Folder of the PDFs a PDF-QA file is about")] = None,
-    index: Annotated[Path | None, typer.Option(help="Index of the corpus (default: a cache)")] = None,
+    index: Annotated[
+        Path | None, typer.Option(help="Index of the corpus; without --data, questions are written from it")
+    ] = None,
+    synthetic: Annotated[int, typer.Option(help="Without --data: questions to write from chunks")] = 1000,
+    question_style: Annotated[str, typer.Option(help="cloze (no LLM) or llm (base or --teacher-url)")] = (
+        "cloze"
+    ),
+    teacher_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible URL of a model writing llm questions")
+    ] = None,
     base: Annotated[str, typer.Option(help="Generator to tune: bundled name, dir or hub id")] = (
         "SmolLM2-135M-Instruct"
     ),
@@ -45,6 +54,8 @@ def finetune_llm(
     from rag.cli import run_guarded
     from rag.settings import load_settings
 
+    if data is None and index is None:
+        raise typer.BadParameter("pass --data QA_FILE, or --index DIR to write questions from its chunks")
     settings = run_guarded(lambda: load_settings(index=index))
     if index is None:
         settings.index = cache_index("llm", data.resolve().stem, settings)
@@ -52,6 +63,9 @@ def finetune_llm(
         out=out,
         data=data,
         pdfs=pdfs,
+        synthetic=synthetic,
+        question_style=question_style,
+        teacher_url=teacher_url,
         base=base,
         test_fraction=test_fraction,
         eval_limit=eval_limit,

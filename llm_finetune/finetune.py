@@ -15,11 +15,13 @@ from eval.compare import compare_runs
 from eval.pdfqa import load_questions
 from eval.report import write_report, write_results
 from eval.squad import load_squad
+from indexes import IndexStore
 from llm_finetune.evaluate import replies, score
 from llm_finetune.examples import Example, build_examples
 from llm_finetune.model import LoraSettings, load_trainable
+from llm_finetune.synthetic import synthetic_questions
 from llm_finetune.train import TrainSettings, train_adapter
-from rag.generation import DEFAULT_GENERATOR, TransformersGenerator
+from rag.generation import DEFAULT_GENERATOR, OpenAIGenerator, TransformersGenerator
 from rag.ingest import ingest, update_index
 from rag.retrieval import Retriever
 from rag.settings import Settings
@@ -30,7 +32,9 @@ class LlmFinetuneJob:
     """What `rag finetune-llm` was asked to do.
 
     Args:
-        data: SQuAD-format JSON (its contexts become the corpus) or a PDF-QA JSONL with `pdfs`.
+        data: SQuAD-format JSON (its contexts become the corpus) or a PDF-QA JSONL with `pdfs`;
+            None: no labels, `synthetic` questions are written from the chunks of the index.
+        question_style: "cloze" (no LLM) or "llm" (the base model, or `teacher_url`'s).
         test_fraction: share of the articles (SQuAD) or documents (PDF-QA) whose questions are
             held out for the before/after evaluation; whole groups, so no test passage is trained on.
         eval_limit: score at most this many held-out questions (and their refusals).
@@ -38,8 +42,11 @@ class LlmFinetuneJob:
     """
 
     out: Path
-    data: Path
+    data: Path | None = None
     pdfs: Path | None = None
+    synthetic: int = 1000
+    question_style: str = "cloze"
+    teacher_url: str | None = None
     base: str = DEFAULT_GENERATOR
     test_fraction: float = 0.2
     refusal_fraction: float = 0.2
@@ -75,7 +82,15 @@ def split_by_group(
 
 def prepare(job: LlmFinetuneJob, settings: Settings) -> tuple[list[dict], Retriever]:
     """The questions (with references) and a retriever over their corpus."""
-    if job.data.suffix == ".json":
+    if job.data is None:
+        if not IndexStore(settings.index).exists():
+            raise ValueError(f"no index at {settings.index}: pass --index (built by rag ingest) or --data")
+        chunks = IndexStore(settings.index).open().records.all_chunks()
+        teacher = _teacher(job) if job.question_style == "llm" else None
+        questions = synthetic_questions(chunks, job.synthetic, job.question_style, teacher, job.seed)
+        if not questions:
+            raise ValueError(f"no usable synthetic questions in the {len(chunks)} chunks of {settings.index}")
+    elif job.data.suffix == ".json":
         contexts, questions = load_squad(job.data)
         update_index(corpus_sources(job.data.stem, contexts), settings, prune=lambda p: True, progress=True)
     else:
@@ -86,6 +101,12 @@ def prepare(job: LlmFinetuneJob, settings: Settings) -> tuple[list[dict], Retrie
             q["references"] = [q.get("answer", "")]
         ingest([job.pdfs], settings)
     return questions, Retriever(settings.index)
+
+
+def _teacher(job: LlmFinetuneJob):
+    if job.teacher_url:
+        return OpenAIGenerator(job.teacher_url, job.base)
+    return TransformersGenerator(job.base)
 
 
 def _run(name: str, generator, examples: list[Example], job: LlmFinetuneJob, directory: Path) -> dict:
@@ -142,7 +163,7 @@ def finetune_generator(job: LlmFinetuneJob, settings: Settings) -> dict:
         "base_model": job.base,
         "adapter": str(out.resolve()),
         "method": method,
-        "data": str(job.data),
+        "data": str(job.data) if job.data else f"{len(questions)} synthetic ({job.question_style}) questions",
         "train_questions": len(train_q),
         "train_examples": len(train_examples),
         "refusal_examples": sum(not e.answerable for e in train_examples),

@@ -1,5 +1,6 @@
-"""Generator fine-tuning data: examples in `rag ask`'s prompt format (with refusals) and the
-answer-only loss mask, on a real index and SmolLM2's real tokenizer."""
+"""Generator fine-tuning data: examples in `rag ask`'s prompt format (with refusals), synthetic
+questions for a corpus without labels, and the answer-only loss mask, on a real index and
+SmolLM2's real tokenizer."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from eval.beir import corpus_sources
 from eval.squad import load_squad
 from llm_finetune.examples import build_examples, cited_answer
 from llm_finetune.masking import IGNORE, tokenize_example
+from llm_finetune.synthetic import parse_qa, synthetic_questions
 from rag.answer import NOT_FOUND, SYSTEM_PROMPT
 from rag.ingest import update_index
 from rag.retrieval import Retriever
@@ -139,3 +141,31 @@ def test_loss_mask_covers_the_answer_tokens_only(squad) -> None:
     prompt = tokenizer.decode(ids[:first])
     assert example.messages[-1]["content"] in prompt and prompt.rstrip().endswith("assistant")
     assert tokenize_example(tokenizer, example, max_length=first) is None  # too long: left out
+
+
+def test_cloze_questions_take_their_answer_out_of_a_chunk(squad) -> None:
+    _, retriever = squad
+    chunks = retriever.snapshot().records.all_chunks()
+    questions = synthetic_questions(chunks, n=len(chunks), style="cloze", progress=False)
+    assert len(questions) == len(chunks) - 2  # the two bee paragraphs hold no name and no figure
+    text_of = {c.chunk_id: c for c in chunks}
+    for question in questions:
+        chunk = text_of[question["id"].removeprefix("syn-")]
+        answer = question["references"][0]
+        assert answer in chunk.text and answer not in question["question"]
+        assert question["question"].endswith("?") and " what" in question["question"]
+        assert question["evidence"] == [{"doc": chunk.doc, "page": chunk.page_start}]
+    examples = build_examples(questions, retriever, answer_k=2, refusal_fraction=0.0)
+    assert len(examples) >= len(questions) // 2 and all(e.target.endswith("].") for e in examples)
+
+
+def test_llm_questions_keep_only_answers_found_in_the_chunk(squad, generator) -> None:
+    assert parse_qa("Question: Where does it start?\nAnswer: Zermatt.") == ("Where does it start?", "Zermatt")
+    assert parse_qa("Where does it start? Zermatt") is None
+    _, retriever = squad
+    chunks = retriever.snapshot().records.all_chunks()
+    questions = synthetic_questions(chunks, n=len(chunks), style="llm", generator=generator, progress=False)
+    text_of = {c.chunk_id: c.text.lower() for c in chunks}
+    for question in questions:  # SmolLM2 invents some answers: those must be gone
+        assert " ".join(question["references"][0].lower().split()) in text_of[question["id"][4:]]
+        assert len(question["question"].split()) >= 4

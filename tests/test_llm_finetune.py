@@ -163,3 +163,25 @@ def test_finetune_llm_command_end_to_end(tmp_path: Path, embedder) -> None:
     assert "| id | answerable | reply | F1 | valid citation | refused |" in report
     table = report.split("## Per question")[1]
     assert table.count("\n| ") - 2 == info["test_prompts"]  # one row per scored prompt
+
+
+def test_finetune_llm_from_an_index_without_labels(tmp_path: Path, embedder) -> None:
+    """No QA file: cloze questions are written from the index's chunks and tuned on (2 steps:
+    plumbing, not quality)."""
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    _, settings, _ = make_squad_index(tmp_path / "squad", embedder)
+    out = tmp_path / "adapter"
+    args = ["finetune-llm", "--index", str(settings.index), "--out", str(out), "--synthetic", "20"]
+    args += ["--max-steps", "2", "--batch-size", "2", "--rank", "4", "--test-fraction", "0.5"]
+    result = CliRunner().invoke(app, [*args, "--max-tokens", "16"])
+    assert result.exit_code == 0, result.output
+    info = json.loads((out / "eval" / "finetune.json").read_text())
+    assert info["data"] == "4 synthetic (cloze) questions" and info["train"]["steps"] == 2
+    assert info["train_questions"] + info["test_questions"] == 4
+    assert (out / "adapter_config.json").is_file()
+
+    missing = CliRunner().invoke(app, ["finetune-llm", "--index", str(tmp_path / "none"), "--out", str(out)])
+    assert missing.exit_code == 2 and "no index" in missing.output
