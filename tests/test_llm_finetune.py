@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 from test_llm_examples import make_squad_index
+from test_serve_vllm import VLLM_PYTHON
 
 from llm_finetune.examples import build_examples
 from llm_finetune.model import LoraSettings, load_trainable
@@ -185,3 +189,56 @@ def test_finetune_llm_from_an_index_without_labels(tmp_path: Path, embedder) -> 
 
     missing = CliRunner().invoke(app, ["finetune-llm", "--index", str(tmp_path / "none"), "--out", str(out)])
     assert missing.exit_code == 2 and "no index" in missing.output
+
+
+@pytest.mark.skipif(not VLLM_PYTHON.exists(), reason=f"no vLLM environment at {VLLM_PYTHON} (make vllm-venv)")
+def test_vllm_serves_the_adapter_through_rag_serve(adapter, tmp_path: Path) -> None:
+    """`rag serve --engine vllm --adapter DIR`: vLLM loads the adapter with --enable-lora beside
+    the base, and the answers come from the adapter, as they do with transformers."""
+    out, _, settings = adapter
+    tuned = Answerer(Retriever(settings.index), TransformersGenerator(adapter=str(out))).answer(QUESTION)
+    base = Answerer(Retriever(settings.index), TransformersGenerator()).answer(QUESTION)
+    assert tuned.text.split()[:4] != base.text.split()[:4]  # so the words below tell which answered
+    port = _free_port()
+    env = {
+        **os.environ,
+        "RAG_INDEX": str(settings.index),
+        "RAG_SESSIONS": str(tmp_path / "s.sqlite"),
+        "RAG_VLLM_PYTHON": str(VLLM_PYTHON),
+        "RAG_API_KEYS": "",
+    }
+    command = [sys.executable, "-m", "rag.cli", "serve", "--engine", "vllm", "--adapter", str(out)]
+    log = tmp_path / "vllm.log"
+    server = subprocess.Popen(
+        [*command, "--port", str(port), "--log", str(log)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    output: list[str] = []
+    threading.Thread(target=lambda: output.extend(ln.decode() for ln in server.stdout), daemon=True).start()
+    try:
+        deadline = time.monotonic() + 900
+        while "Application startup complete" not in "".join(output):
+            assert server.poll() is None and time.monotonic() < deadline, "".join(output)[-3000:] + (
+                log.read_text()[-3000:] if log.exists() else ""
+            )
+            time.sleep(1)
+        vllm_url = re.search(r"vLLM ready at (\S+)", "".join(output)).group(1)
+        served = {m["id"] for m in httpx.get(f"{vllm_url}/models").json()["data"]}
+        assert served == {"SmolLM2-135M-Instruct", out.name}  # the base and the adapter by name
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="-", timeout=300)
+        reply = client.chat.completions.create(
+            model="ragstack", messages=[{"role": "user", "content": QUESTION}]
+        )
+        text = reply.choices[0].message.content
+        # vLLM computes in bf16, transformers here in fp32: the same opening words, not every token
+        assert text.split()[:4] == tuned.text.split()[:4], (text, tuned.text)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(90)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
