@@ -36,9 +36,9 @@ def plot_curves(figures: dict[str, dict[str, float]], path: Path) -> Path | None
     ax.set_xscale("log")
     ax.set_xticks(sorted({k for points in curves.values() for k, _ in points}))
     ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.set(xlabel="k", ylabel="score", ylim=(0, 1), title="score at k")
+    ax.set(xlabel="k", ylabel="score", ylim=(0, 1.05), title="score at k")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")  # curves rise to the right: the top is taken
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

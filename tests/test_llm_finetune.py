@@ -242,3 +242,27 @@ def test_vllm_serves_the_adapter_through_rag_serve(adapter, tmp_path: Path) -> N
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+
+
+def test_training_resumes_from_its_last_checkpoint(tmp_path: Path, embedder) -> None:
+    """An interrupted run (here: one that stopped at step 2) goes on from its checkpoint; plain
+    LoRA keeps this quick, the Trainer's resume is the same for QLoRA."""
+    questions, _, retriever = make_squad_index(tmp_path / "squad", embedder)
+    examples = build_examples(questions, retriever, answer_k=2, refusal_fraction=0.0)
+
+    def run(max_steps: int, resume: bool):
+        model, tokenizer, method = load_trainable(
+            "SmolLM2-135M-Instruct", LoraSettings(rank=4), quantize=False
+        )
+        assert method == "lora"
+        steps = TrainSettings(batch_size=2, max_steps=max_steps, logging_steps=1, save_steps=2)
+        return train_adapter(
+            model, tokenizer, examples, tmp_path / "work", steps, resume=resume, progress=False
+        )
+
+    first = run(2, resume=False)
+    assert (tmp_path / "work" / "checkpoints" / "checkpoint-2").is_dir()
+    second = run(4, resume=True)
+    assert second.steps == 4 and [e["step"] for e in second.log] == [1, 2, 3, 4]
+    # steps 1-2 come back from the checkpoint as logged: a fresh start would log other gradients
+    assert second.log[:2] == first.log
