@@ -24,8 +24,8 @@ from test_serve_vllm import VLLM_PYTHON
 from llm_finetune.examples import build_examples
 from llm_finetune.model import LoraSettings, load_trainable
 from llm_finetune.train import TrainSettings, train_adapter
-from rag.answer import Answerer
-from rag.generation import TransformersGenerator, generate
+from rag.answer import Answerer, build_messages
+from rag.generation import OpenAIGenerator, TransformersGenerator, generate
 from rag.retrieval import Retriever
 
 QUESTION = "When did the Shinkansen open?"
@@ -192,13 +192,21 @@ def test_finetune_llm_from_an_index_without_labels(tmp_path: Path, embedder) -> 
 
 
 @pytest.mark.skipif(not VLLM_PYTHON.exists(), reason=f"no vLLM environment at {VLLM_PYTHON} (make vllm-venv)")
+def _opening(text: str) -> list[str]:
+    """The first words, citation markers aside (rag serve re-numbers and attributes citations)."""
+    return re.sub(r"\[[\d,\s]*\]", " ", text).split()[:4]
+
+
 def test_vllm_serves_the_adapter_through_rag_serve(adapter, tmp_path: Path) -> None:
     """`rag serve --engine vllm --adapter DIR`: vLLM loads the adapter with --enable-lora beside
-    the base, and the answers come from the adapter, as they do with transformers."""
+    the base, and rag serve's answers come from the adapter.
+
+    vLLM computes in bf16 and transformers here in fp32, so a 12-step adapter's greedy answers
+    may part ways between the engines (CI saw "The documents do not contain..." against "the
+    document does not mention..."): the comparison is within vLLM, on the very prompt rag serve
+    builds, once through the adapter and once through the base."""
     out, _, settings = adapter
-    tuned = Answerer(Retriever(settings.index), TransformersGenerator(adapter=str(out))).answer(QUESTION)
-    base = Answerer(Retriever(settings.index), TransformersGenerator()).answer(QUESTION)
-    assert tuned.text.split()[:4] != base.text.split()[:4]  # so the words below tell which answered
+    messages = build_messages(QUESTION, Answerer(Retriever(settings.index), None).retrieve(QUESTION))
     port = _free_port()
     env = {
         **os.environ,
@@ -232,9 +240,13 @@ def test_vllm_serves_the_adapter_through_rag_serve(adapter, tmp_path: Path) -> N
         reply = client.chat.completions.create(
             model="ragstack", messages=[{"role": "user", "content": QUESTION}]
         )
-        text = reply.choices[0].message.content
-        # vLLM computes in bf16, transformers here in fp32: the same opening words, not every token
-        assert text.split()[:4] == tuned.text.split()[:4], (text, tuned.text)
+        through_adapter = generate(OpenAIGenerator(vllm_url, out.name), messages, 160)
+        through_base = generate(OpenAIGenerator(vllm_url, "SmolLM2-135M-Instruct"), messages, 160)
+        assert _opening(through_adapter) != _opening(through_base)  # so the opening tells which answered
+        assert _opening(reply.choices[0].message.content) == _opening(through_adapter), (
+            reply.choices[0].message.content,
+            through_adapter,
+        )
     finally:
         server.send_signal(signal.SIGTERM)
         try:
