@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import warnings
 
+from rag.generation import OpenAIGenerator
 from rag.integrations.langchain import RagstackChatModel, RagstackEmbeddings
 
 JUDGE_METRICS = ["faithfulness", "answer_relevancy", "context_precision", "context_recall"]
@@ -75,14 +76,19 @@ def judge_scores(
             embeddings=embeddings,
             raise_exceptions=False,
             show_progress=progress,
-            # one worker: the embedded judge generates one answer at a time anyway
-            run_config=RunConfig(max_workers=1, timeout=int(timeout), max_retries=1),
+            run_config=RunConfig(max_workers=_workers(generator), timeout=int(timeout), max_retries=1),
         )
     frame = result.to_pandas()
     return [
         {ours: _number(row.get(column)) for column, ours in _RAGAS_COLUMNS.items()}
         for row in frame.to_dict("records")
     ]
+
+
+def _workers(generator) -> int:
+    """A server (vLLM) batches concurrent requests, several times the throughput of one stream;
+    the embedded judge generates one answer at a time anyway."""
+    return 8 if isinstance(generator, OpenAIGenerator) else 1
 
 
 def _number(value) -> float:

@@ -90,6 +90,8 @@ def figure_tables(figures: dict[str, dict[str, float]]) -> list[str]:
 def _question_rows(results: dict) -> tuple[list[str], list[list], dict[str, list[float]]]:
     """Per-question table and the per-question scores to plot, for each kind of run."""
     if results.get("kind") == "qa":
+        per_question = results["per_question"]
+        judged = [key for key in (per_question[0] if per_question else {}) if key.startswith("judge:")]
         rows = [
             [
                 r["id"],
@@ -100,10 +102,12 @@ def _question_rows(results: dict) -> tuple[list[str], list[list], dict[str, list
                 ", ".join(f"{e['doc']} p.{e['page']}" for e in r["evidence"]),
                 "hit" if r["page_hit@10"] else "miss",
                 r["f1"],
+                *(r[key] for key in judged),
             ]
-            for r in results["per_question"]
+            for r in per_question
         ]
         header = ["id", "question", "reference", "answer", "cited pages", "evidence", "page hit@10", "F1"]
+        header += [key.removeprefix("judge:").replace("_", " ") for key in judged]
         scores = {m: [r[m] for r in results["per_question"]] for m in ("f1", "rouge_l")}
         return header, rows, scores
     if results.get("kind") == "llm-finetune-eval":

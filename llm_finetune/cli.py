@@ -40,6 +40,9 @@ def finetune_llm(
     ),
     quantize: Annotated[bool, typer.Option(help="4-bit NF4 base (QLoRA); --no-quantize: plain LoRA")] = True,
     test_fraction: Annotated[float, typer.Option(help="Share of articles/documents held out")] = 0.2,
+    refusal_fraction: Annotated[
+        float, typer.Option(min=0.0, max=0.9, help="Share of prompts with unrelated sources (refusal target)")
+    ] = 0.2,
     eval_limit: Annotated[int | None, typer.Option(help="Score at most this many held-out questions")] = None,
     max_tokens: Annotated[int, typer.Option(help="Answer bound in the evaluation")] = 64,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out")] = False,
@@ -68,6 +71,7 @@ def finetune_llm(
         teacher_url=teacher_url,
         base=base,
         test_fraction=test_fraction,
+        refusal_fraction=refusal_fraction,
         eval_limit=eval_limit,
         max_tokens=max_tokens,
         quantize=quantize,

@@ -13,8 +13,12 @@ from llm_finetune.examples import Example
 from rag.generation import generate
 
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+# the taught refusal and its usual paraphrases ("The document does not specify ..."); the same
+# pattern counts false refusals on answerable prompts, so widening it cannot flatter a model
 REFUSAL = re.compile(
-    r"do(es)? not contain|not (found|mentioned|provided|given) in the (sources|documents)", re.I
+    r"\b(do|does|did)(n't| not) (contain|mention|specify|say|state|provide|include)"
+    r"|\bnot (found|mentioned|provided|given|stated) in the (sources|documents)",
+    re.I,
 )
 
 

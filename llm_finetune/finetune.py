@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -136,7 +137,10 @@ def finetune_generator(job: LlmFinetuneJob, settings: Settings) -> dict:
     train_examples = build_examples(
         train_q, retriever, job.answer_k, settings.mode, job.refusal_fraction, job.seed
     )
-    test_q = test_q[: job.eval_limit] if job.eval_limit else test_q
+    if job.eval_limit and job.eval_limit < len(test_q):
+        # a sample across all held-out articles: the first N would be one or two articles, and
+        # their refusal prompts would borrow sources from the same article
+        test_q = random.Random(job.seed).sample(test_q, job.eval_limit)
     test_examples = build_examples(
         test_q,
         retriever,

@@ -180,8 +180,11 @@ class Unparsable:
         yield "I am not sure what you mean."
 
 
-def test_ragas_nans_from_an_unparsable_judge_are_counted(reports, settings, embedder, generator) -> None:
+def test_ragas_nans_from_an_unparsable_judge_are_counted(
+    reports, settings, embedder, generator, tmp_path: Path
+) -> None:
     from eval.qa import score_questions
+    from eval.report import write_report
     from rag.ingest import ingest
 
     ingest([reports], settings, progress=False, embedder=embedder)
@@ -201,3 +204,10 @@ def test_ragas_nans_from_an_unparsable_judge_are_counted(reports, settings, embe
         if count == len(values):
             assert results["figures"]["judge"][metric] != results["figures"]["judge"][metric]  # NaN, not 0
     assert results["nan_counts"]["judge"]["faithfulness"] == 2  # nothing parsable: all undefined
+    # the report's per-question rows carry the judge's scores, NaN written as such
+    report = write_report(tmp_path, results, "judged").read_text()
+    lines = report.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("| id | question"))
+    assert lines[at].endswith("| F1 | faithfulness | answer relevancy | context precision | context recall |")
+    question_rows = lines[at + 2 : at + 4]
+    assert [row.removesuffix(" |").split(" | ")[-4] for row in question_rows] == ["NaN", "NaN"]

@@ -11,7 +11,8 @@ import pytest
 
 from eval.beir import corpus_sources
 from eval.squad import load_squad
-from llm_finetune.examples import build_examples, cited_answer
+from llm_finetune.evaluate import score
+from llm_finetune.examples import Example, build_examples, cited_answer
 from llm_finetune.masking import IGNORE, tokenize_example
 from llm_finetune.synthetic import parse_qa, synthetic_questions
 from rag.answer import NOT_FOUND, SYSTEM_PROMPT
@@ -169,3 +170,26 @@ def test_llm_questions_keep_only_answers_found_in_the_chunk(squad, generator) ->
     for question in questions:  # SmolLM2 invents some answers: those must be gone
         assert " ".join(question["references"][0].lower().split()) in text_of[question["id"][4:]]
         assert len(question["question"].split()) >= 4
+
+
+def test_scoring_answers_citations_and_refusals() -> None:
+    """Hand-computed: F1 with citations stripped, citation validity against the prompt's sources,
+    refusals recognised in their usual phrasings and counted as false on answerable prompts."""
+    answerable = [Example(f"a{i}", [], "", True, ["six days"], sources=3) for i in range(3)]
+    unanswerable = [Example(f"u{i}", [], NOT_FOUND, False, sources=2) for i in range(3)]
+    replies = [
+        "six days [2].",  # EM 1, valid
+        "for six long days [4].",  # F1 2*(2/4*2/2)/(2/4+2/2) = 2/3; [4] names no source
+        "The documents do not contain an answer to this question.",  # a false refusal
+        NOT_FOUND,
+        "The document does not specify how long it lasted.",
+        "Catania [1].",  # answers where it should refuse
+    ]
+    figures, rows = score(answerable + unanswerable, replies)
+    assert [r["exact_match"] for r in rows[:3]] == [1.0, 0.0, 0.0]
+    assert rows[1]["f1"] == pytest.approx(2 / 3)
+    assert [r["citation_valid"] for r in rows[:3]] == [1.0, 0.0, 0.0]
+    assert figures["answers"]["f1"] == pytest.approx((1 + 2 / 3 + 0) / 3)
+    assert figures["answers"]["false_refusals"] == pytest.approx(1 / 3)
+    assert [r["refused"] for r in rows[3:]] == [True, True, False]
+    assert figures["refusals"]["refusal_accuracy"] == pytest.approx(2 / 3)
