@@ -145,7 +145,9 @@ class TransformersGenerator:
         prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        options = {"streamer": streamer, **_decoding(max_tokens, temperature, self.tokenizer.eos_token_id)}
+        prompt_length = inputs["input_ids"].shape[1]
+        decoding = _decoding(max_tokens, temperature, self.tokenizer.eos_token_id, prompt_length)
+        options = {"streamer": streamer, **decoding}
         failure: list[BaseException] = []
 
         def run() -> None:
@@ -177,17 +179,29 @@ class TransformersGenerator:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         inputs = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        options = _decoding(max_tokens, temperature, self.tokenizer.pad_token_id)
+        prompt_length = inputs["input_ids"].shape[1]  # padded on the left: the same for every row
+        options = _decoding(max_tokens, temperature, self.tokenizer.pad_token_id, prompt_length)
         with self._lock:
             output = self.model.generate(**inputs.to(self.device), **options)
         new = output[:, inputs["input_ids"].shape[1] :]
         return [clean(text) for text in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
 
 
-def _decoding(max_tokens: int, temperature: float, pad_token_id: int) -> dict:
-    """generate() options shared by streaming and batches; the penalty keeps a small model from
-    looping on a phrase."""
-    options = {"max_new_tokens": max_tokens, "repetition_penalty": 1.2, "pad_token_id": pad_token_id}
+def _decoding(max_tokens: int, temperature: float, pad_token_id: int, prompt_length: int) -> dict:
+    """generate() options shared by streaming and batches.
+
+    The repetition penalty keeps a small model from looping on a phrase; it counts the reply's own
+    tokens only. transformers' default also counts the prompt's, which here are the sources: the
+    answer words to copy and the digits of the [n] to cite were penalised ("Three hours [].").
+    """
+    from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
+
+    penalty = RepetitionPenaltyLogitsProcessor(1.2, prompt_ignore_length=prompt_length)
+    options = {
+        "max_new_tokens": max_tokens,
+        "logits_processor": LogitsProcessorList([penalty]),
+        "pad_token_id": pad_token_id,
+    }
     if temperature > 0:
         return {**options, "do_sample": True, "temperature": temperature, "top_p": 0.95}
     return {**options, "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
