@@ -1,6 +1,6 @@
 """Scoring a generator on examples: token F1 and exact match of the answers (citations stripped),
-whether the citation format is valid, and whether it refuses when, and only when, the sources
-do not hold the answer."""
+whether the citation format of the replies that answer is valid, and whether it refuses when,
+and only when, the sources do not hold the answer."""
 
 from __future__ import annotations
 
@@ -54,8 +54,11 @@ def score(examples: list[Example], answers: list[str]) -> tuple[dict, list[dict]
             row |= {
                 "exact_match": best_over_references(exact_match, bare, example.references),
                 "f1": best_over_references(token_f1, bare, example.references),
-                "citation_valid": float(citation_valid(reply, example.sources)),
             }
+        if not refused:
+            # a refusal cites nothing by design; refusing an answerable prompt is counted as a
+            # false refusal (and scores F1 0), not a second time as a citation fault
+            row["citation_valid"] = float(citation_valid(reply, example.sources))
         rows.append(row)
     answerable = [r for r in rows if r["answerable"]]
     unanswerable = [r for r in rows if not r["answerable"]]
@@ -67,7 +70,7 @@ def score(examples: list[Example], answers: list[str]) -> tuple[dict, list[dict]
         "answers": {
             "exact_match": mean([r["exact_match"] for r in answerable]),
             "f1": mean([r["f1"] for r in answerable]),
-            "citation_valid": mean([r["citation_valid"] for r in answerable]),
+            "citation_valid": mean([r["citation_valid"] for r in rows if "citation_valid" in r]),
             "false_refusals": mean([float(r["refused"]) for r in answerable]),
         },
         "refusals": {"refusal_accuracy": mean([float(r["refused"]) for r in unanswerable])},
