@@ -205,7 +205,7 @@ def test_ragas_nans_from_an_unparsable_judge_are_counted(
             assert results["figures"]["judge"][metric] != results["figures"]["judge"][metric]  # NaN, not 0
     assert results["nan_counts"]["judge"]["faithfulness"] == 2  # nothing parsable: all undefined
     # the report's per-question rows carry the judge's scores, NaN written as such
-    report = write_report(tmp_path, results, "judged").read_text()
+    report = write_report(tmp_path, {"kind": "qa", **results}, "judged").read_text()  # as evaluate_qa
     lines = report.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("| id | question"))
     assert lines[at].endswith("| F1 | faithfulness | answer relevancy | context precision | context recall |")
