@@ -34,14 +34,15 @@ vllm-venv: $(VLLM_VENV)/.installed
 demo: venv
 	$(VENV)/bin/rag demo --workdir demo
 
-test: venv vllm-venv
+# style first (lint): an error there fails in seconds, before the vLLM build and the long test run
+test: lint vllm-venv
 	RAG_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(PY) -m pytest -q
 
 test-fast: venv
 	$(PY) -m pytest -q -m "not slow"
 
 lint: venv
-	$(VENV)/bin/ruff check rag indexes eval serve tests bench embed_finetune llm_finetune
+	$(VENV)/bin/ruff check .
 
 $(VENV)/.bench: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test,bench]'

@@ -21,9 +21,9 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from indexes import ChunkRecord, DocumentRecord, IndexStore, Manifest, dense  # noqa: E402
-from rag.chunking import text_hash  # noqa: E402
-from rag.embedding import BACKENDS, Embedder, load_embedder  # noqa: E402
+from indexes import Chunk, DocumentRecord, IndexStore, Manifest, dense  # noqa: E402
+from rag.embedders import BACKENDS, load_embedder  # noqa: E402
+from rag.embedding import Embedder  # noqa: E402
 from rag.retrieval import Retriever  # noqa: E402
 
 D = 384
@@ -114,8 +114,11 @@ def main() -> None:
     texts = [" ".join(words[rng.integers(0, len(words), 60)]) for _ in range(args.n)]
     with tempfile.TemporaryDirectory() as tmp:
         with IndexStore(tmp).writer() as writer:
-            chunks = [ChunkRecord(f"c{i}", "synthetic.pdf", 1 + i // 10, 1 + i // 10, t, text_hash(t))
-                      for i, t in enumerate(texts)]
+            chunks = [
+                Chunk(chunk_id=f"c{i}", doc="synthetic.pdf", page_start=page, page_end=page, text=t)
+                for i, t in enumerate(texts)
+                for page in [i // 10 + 1]
+            ]
             manifest = Manifest(model="sentence-transformers/all-MiniLM-L6-v2", dimension=D,
                                 chunk_size=200, chunk_overlap=32, index_type="HNSW32")
             start = time.perf_counter()

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-console = Console()
+from rag.terminal import EpochsOpt, LrOpt, MaxStepsOpt, ResumeOpt, run_guarded
+from rag.terminal import out as console
 
 
 def finetune_embed(
@@ -37,20 +37,19 @@ def finetune_embed(
         Path | None, typer.Option(help="Questions scored before/after, never trained on")
     ] = None,
     base: Annotated[str | None, typer.Option(help="Model to tune (default: the index's model)")] = None,
-    epochs: Annotated[float, typer.Option(help="Passes over the training pairs")] = 1.0,
+    epochs: EpochsOpt = 1.0,
     batch_size: Annotated[int, typer.Option(help="Pairs per batch (in-batch negatives)")] = 32,
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate")] = 5e-5,
+    lr: LrOpt = 5e-5,
     loss: Annotated[str, typer.Option(help="mnrl or cached-mnrl (big batches, little memory)")] = "mnrl",
     matryoshka: Annotated[str | None, typer.Option(help="Also train these dimensions, e.g. 256,128")] = None,
     negatives: Annotated[int, typer.Option(help="Hard negatives mined per pair (0: none)")] = 1,
-    max_steps: Annotated[int, typer.Option(help="Stop after this many steps (-1: all epochs)")] = -1,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out")] = False,
+    max_steps: MaxStepsOpt = -1,
+    resume: ResumeOpt = False,
 ) -> None:
     """Tune the embedding model on your documents; report before/after on held-out queries."""
     from embed_finetune.finetune import FinetuneJob, finetune_embedder
     from embed_finetune.train import TrainConfig
     from eval.report import print_table
-    from rag.cli import run_guarded
     from rag.settings import load_settings
 
     if beir is not None and (index is not None or qa is not None):
@@ -59,28 +58,13 @@ def finetune_embed(
         raise typer.BadParameter("--queries must be crop or llm")
     dims = [int(d) for d in matryoshka.split(",")] if matryoshka else []
     config = TrainConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=lr,
-        loss=loss,
-        matryoshka_dims=dims,
-        negatives=negatives,
-        max_steps=max_steps,
+        epochs=epochs, batch_size=batch_size, learning_rate=lr, max_steps=max_steps,
+        loss=loss, matryoshka_dims=dims, negatives=negatives,
     )
     job = FinetuneJob(
-        out=out,
-        base=base,
-        beir=beir,
-        split=split,
-        eval_split=eval_split,
-        qa=qa,
-        synthetic=synthetic,
-        query_style=queries,
-        round_trip_k=round_trip_k,
-        held_out=held_out,
-        eval_qa=eval_qa,
-        resume=resume,
-        train=config,
+        out=out, base=base, beir=beir, split=split, eval_split=eval_split, qa=qa, synthetic=synthetic,
+        query_style=queries, round_trip_k=round_trip_k, held_out=held_out, eval_qa=eval_qa,
+        resume=resume, config=config,
     )
     settings = run_guarded(lambda: load_settings(index=index))
     generator, concurrency = None, 1
@@ -91,13 +75,13 @@ def finetune_embed(
             lambda: load_generator(query_engine, query_model or DEFAULT_GENERATOR, query_url)
         )
         concurrency = 8 if query_engine == "openai" else 1  # a server batches concurrent requests
-    results = run_guarded(lambda: finetune_embedder(job, settings, generator, concurrency))
-    console.print(results["comparison"].rich)
-    print_table("after", results["after"], console)
+    result = run_guarded(lambda: finetune_embedder(job, settings, generator, concurrency))
+    console.print(result.comparison.rich)
+    print_table("after", result.after, console)
     console.print(
-        f"model: {results['model']}\nreport: {results['comparison'].path}\n"
-        f"training {results['timings']['train_s']:.0f} s, total {results['timings']['total_s']:.0f} s; "
-        f"use it with: rag reindex --model {results['model']}",
+        f"model: {result.out}\nreport: {result.comparison.path}\n"
+        f"training {result.train.seconds:.0f} s, total {result.timings['total_s']:.0f} s; "
+        f"use it with: rag reindex --model {result.out}",
         highlight=False,
     )
 

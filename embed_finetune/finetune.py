@@ -11,24 +11,22 @@ import json
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
-from embed_finetune.card import write_card
 from embed_finetune.pairs import PairSet, beir_pairs, qa_pairs
 from embed_finetune.split import split_held_out
 from embed_finetune.synthetic import drop_duplicates, round_trip_filter, synthetic_pairs
-from embed_finetune.train import TrainConfig, load_model, train
-from eval.beir import corpus_sources, load_beir
-from eval.cli import cache_index
-from eval.compare import compare_runs
+from embed_finetune.train import TrainConfig, TrainResult, load_model, train
+from eval.cached_index import cache_index
+from eval.compare import Comparison, compare_runs
+from eval.datasets import index_corpus, load_beir, load_questions, page_qrels
 from eval.metrics import ranking_metrics
-from eval.pdfqa import load_questions, page_qrels
+from eval.model_card import finetune_record, write_card
 from eval.report import index_settings, write_report, write_results
 from indexes import IndexStore
-from rag.ingest import update_index
 from rag.reindex import reindex
 from rag.retrieval import Retriever
 from rag.settings import Settings
@@ -67,17 +65,62 @@ class FinetuneJob:
     eval_qa: Path | None = None
     resume: bool = False
     seed: int = 0
-    train: TrainConfig = field(default_factory=TrainConfig)
+    config: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class FinetuneResult:
+    """What a `rag finetune-embed` job made and measured.
+
+    Args:
+        out: the tuned model's directory.
+        source, source_stats: what the training pairs were made from, and counts along the way.
+        before, after: figures (row -> metric -> value) of the base and the tuned model.
+        comparison: the same side by side, as `rag eval compare` writes it.
+    """
+
+    base_model: str
+    out: Path
+    source: str
+    source_stats: dict
+    training_pairs: int
+    training_queries: int
+    held_out_queries: int
+    held_out_query_ids: list[str]
+    config: TrainConfig
+    train: TrainResult
+    before: dict[str, dict[str, float]]
+    after: dict[str, dict[str, float]]
+    timings: dict[str, float]
+    comparison: Comparison
+
+    def card_facts(self) -> list[str]:
+        """The model card's lines on the base model, the data and the training."""
+        config, trained = self.config, self.train
+        matryoshka = f" + Matryoshka {config.matryoshka_dims}" if config.matryoshka_dims else ""
+        return [
+            f"- Base model: `{self.base_model}`",
+            f"- Training data: {self.source}; {self.training_pairs} pairs from {self.training_queries} "
+            f"queries; {trained.examples} trained on with {trained.negatives} mined negative(s) each (the "
+            "miner drops pairs it finds no safe negative for)",
+            f"- Held out (never trained on): {self.held_out_queries} queries",
+            f"- Loss: {config.loss}{matryoshka}; {config.epochs} epoch(s), batch {config.batch_size}, "
+            f"learning rate {config.learning_rate}, {trained.steps} steps",
+            f"- Training wall time: {trained.seconds:.0f} s "
+            f"({trained.seconds / max(config.epochs, 1e-9):.0f} s per epoch)",
+            "",
+            "Before -> after (ragstack's own retrieval: chunks of 200 tokens, FAISS, BM25 for hybrid):",
+        ]
 
 
 def build_pairs(job: FinetuneJob, settings: Settings, generator=None, concurrency: int = 1) -> PairSet:
     """The training pairs of the job's source."""
     if job.beir is not None:
         return beir_pairs(job.beir, job.split)
-    snapshot = IndexStore(settings.index).open()
-    if job.qa is not None:
-        return qa_pairs(job.qa, snapshot)
-    chunks = snapshot.records.all_chunks()
+    with IndexStore(settings.index).open() as snapshot:
+        if job.qa is not None:
+            return qa_pairs(job.qa, snapshot)
+        chunks = snapshot.records.all_chunks()
     doc_of = {c.chunk_id: c.doc for c in chunks}
     made = synthetic_pairs(
         {c.chunk_id: c.text for c in chunks},
@@ -139,32 +182,30 @@ def evaluate(job: FinetuneJob, settings: Settings, held_out: PairSet, model: str
     }
 
 
-def _base_index(job: FinetuneJob, settings: Settings, base: str, work: Path) -> Path:
-    """An index made with the base model: the user's own, or the BEIR corpus indexed in `work`."""
+def _base_index(job: FinetuneJob, settings: Settings, base: str) -> Path:
+    """An index made with the base model: the user's own, or the BEIR corpus's in the eval cache."""
     if job.beir is None:
         return settings.index
     corpus, _, _ = load_beir(job.beir, job.split)
     base_settings = settings.model_copy(update={"model": base})
     # the same cached index `rag eval retrieval` uses: a second run costs no embedding
-    index = cache_index("retrieval", Path(job.beir).resolve().name, base_settings)
-    update_index(
-        corpus_sources(Path(job.beir).name, corpus),
-        base_settings.model_copy(update={"index": index}),
-        prune=lambda path: True,
-        progress=True,
-    )
+    index = cache_index("retrieval", job.beir, base_settings)
+    index_corpus(Path(job.beir).name, corpus, base_settings.model_copy(update={"index": index}))
     return index
 
 
-def finetune_embedder(job: FinetuneJob, settings: Settings, generator=None, concurrency: int = 1) -> dict:
-    """Run the whole job; returns what `results.json` in the report directory holds."""
+def finetune_embedder(
+    job: FinetuneJob, settings: Settings, generator=None, concurrency: int = 1
+) -> FinetuneResult:
+    """Run the whole job: the tuned model, its card and its report are written to `job.out`."""
     started = time.perf_counter()
-    job.train.check()
+    job.config.check()
     out = Path(job.out)
     out.mkdir(parents=True, exist_ok=True)
     report_dir = out / "eval"
-    if job.beir is None:
-        base = job.base or IndexStore(settings.index).open().manifest.model
+    if job.beir is None and not job.base:
+        with IndexStore(settings.index).open() as snapshot:
+            base = snapshot.manifest.model
     else:
         base = job.base or settings.model
     timings: dict[str, float] = {}
@@ -182,12 +223,12 @@ def finetune_embedder(job: FinetuneJob, settings: Settings, generator=None, conc
     work = Path(tempfile.mkdtemp(prefix="ragstack-finetune-", dir=out))
     try:
         tick = time.perf_counter()
-        base_index = _base_index(job, settings, base, work)
+        base_index = _base_index(job, settings, base)
         timings["base_index_s"] = time.perf_counter() - tick
         before = evaluate(job, settings, held_out, base, base_index)
 
-        model = load_model(base, job.train.max_seq_length)
-        trained = train(model, train_set.pairs, pair_set.corpus, out, job.train, resume=job.resume)
+        model = load_model(base, job.config.max_seq_length)
+        trained = train(model, train_set.pairs, pair_set.corpus, out, job.config, resume=job.resume)
         model.save(str(out))
         timings["train_s"] = trained.seconds
 
@@ -205,24 +246,28 @@ def finetune_embedder(job: FinetuneJob, settings: Settings, generator=None, conc
         write_report(report_dir / name, run, f"{name} model on {run['queries']} held-out queries")
     comparison = compare_runs(report_dir / "base", report_dir / "tuned", out=report_dir / "compare.md")
     timings["total_s"] = time.perf_counter() - started
-    results = {
-        "base_model": base,
-        "model": str(out.resolve()),
-        "source": pair_set.source,
-        "source_stats": pair_set.extra,
-        "training_pairs": len(train_set.pairs),
-        "training_queries": len(train_set.queries()),
-        "held_out_queries": len(held_out.queries()),
-        "held_out_query_ids": sorted(held_out.queries()),
-        "train": {**asdict(job.train), **{k: v for k, v in asdict(trained).items() if k != "log"}},
-        "loss_log": trained.log,
-        "before": before["figures"],
-        "after": after["figures"],
-        "timings": timings,
-    }
-    (report_dir / "finetune.json").write_text(json.dumps(results, indent=2) + "\n")
-    write_card(out, results, comparison.path)
+    result = FinetuneResult(
+        base_model=base,
+        out=out.resolve(),
+        source=pair_set.source,
+        source_stats=pair_set.extra,
+        training_pairs=len(train_set.pairs),
+        training_queries=len(train_set.queries()),
+        held_out_queries=len(held_out.queries()),
+        held_out_query_ids=sorted(held_out.queries()),
+        config=job.config,
+        train=trained,
+        before=before["figures"],
+        after=after["figures"],
+        timings=timings,
+        comparison=comparison,
+    )
+    record = finetune_record(result)
+    (report_dir / "finetune.json").write_text(json.dumps(record, indent=2) + "\n")
+    usage = "Use it: `rag reindex --model THIS_DIR` (or `rag ingest --model THIS_DIR` into a new index)."
+    summary = {k: v for k, v in record.items() if k not in ("loss_log", "held_out_query_ids")}
+    write_card(out, result.card_facts(), comparison, usage, summary)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)  # done: nothing left to resume
     shutil.rmtree(out / "train-data", ignore_errors=True)
     shutil.rmtree(out / "mining-cache", ignore_errors=True)
-    return {**results, "comparison": comparison}
+    return result

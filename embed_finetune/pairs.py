@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eval.beir import load_beir
-from eval.pdfqa import load_questions, page_qrels
+from eval.datasets import load_beir, load_questions, page_qrels
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from embed_finetune.pairs import Pair
 from rag.embedding import resolve_model, resolve_precision
-from rag.loading import model_loading
+from rag.loading import has_cuda, model_loading
 
 LOSSES = ("mnrl", "cached-mnrl")
 
@@ -74,15 +74,9 @@ def load_model(name: str, max_seq_length: int):
     from sentence_transformers import SentenceTransformer
 
     with model_loading:
-        model = SentenceTransformer(resolve_model(name), device="cpu" if not _cuda() else None)
+        model = SentenceTransformer(resolve_model(name), device="cpu" if not has_cuda() else None)
     model.max_seq_length = max_seq_length
     return model
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def training_dataset(pairs: list[Pair], corpus: dict[str, str], model, config: TrainConfig, cache: Path):
@@ -100,7 +94,7 @@ def training_dataset(pairs: list[Pair], corpus: dict[str, str], model, config: T
     if config.negatives == 0:
         return dataset
     bf16 = resolve_precision(config.precision) == "bf16"
-    with torch.autocast("cuda" if _cuda() else "cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast("cuda" if has_cuda() else "cpu", dtype=torch.bfloat16, enabled=bf16):
         return mine_hard_negatives(
             dataset,
             model,
@@ -183,7 +177,7 @@ def train(
         report_to="none",
         seed=config.seed,
         disable_tqdm=not progress,
-        use_cpu=not _cuda(),
+        use_cpu=not has_cuda(),
         dataloader_drop_last=False,
     )
     trainer = SentenceTransformerTrainer(

@@ -6,58 +6,16 @@ of the split is searched; chunk results are folded to documents by their best ra
 
 from __future__ import annotations
 
-import csv
-import json
 import time
 from pathlib import Path
 
+from eval.datasets import index_corpus, load_beir
 from eval.metrics import ranking_metrics
 from eval.report import index_settings
-from rag.chunking import text_hash
-from rag.ingest import Source, update_index
 from rag.retrieval import Retriever
 from rag.settings import Settings
 
 METRICS = ["ndcg@10", "recall@1", "recall@5", "recall@10", "recall@100", "mrr@10"]
-
-
-def load_beir(directory: Path, split: str) -> tuple[dict[str, str], dict[str, str], dict]:
-    """(corpus id -> text, query id -> text, qrels) for one split."""
-    directory = Path(directory)
-    qrels_path = directory / "qrels" / f"{split}.tsv"
-    for needed in (directory / "corpus.jsonl", directory / "queries.jsonl", qrels_path):
-        if not needed.is_file():
-            raise FileNotFoundError(f"not a BEIR dataset: {needed} is missing")
-    corpus = {}
-    with open(directory / "corpus.jsonl") as f:
-        for line in f:
-            doc = json.loads(line)
-            corpus[str(doc["_id"])] = (doc.get("title", "") + " " + doc["text"]).strip()
-    qrels: dict[str, dict[str, int]] = {}
-    with open(qrels_path) as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            if int(row["score"]) > 0:
-                qrels.setdefault(str(row["query-id"]), {})[str(row["corpus-id"])] = int(row["score"])
-    queries = {}
-    with open(directory / "queries.jsonl") as f:
-        for line in f:
-            q = json.loads(line)
-            if str(q["_id"]) in qrels:
-                queries[str(q["_id"])] = q["text"]
-    return corpus, queries, qrels
-
-
-def corpus_sources(name: str, corpus: dict[str, str]) -> list[Source]:
-    return [
-        Source(
-            path=f"beir:{name}/{doc_id}",
-            name=doc_id,
-            sha256=text_hash(text),
-            size=len(text),
-            load=lambda text=text: [text],
-        )
-        for doc_id, text in corpus.items()
-    ]
 
 
 def evaluate_beir(
@@ -67,9 +25,7 @@ def evaluate_beir(
     directory = Path(directory)
     corpus, queries, qrels = load_beir(directory, split)
     started = time.perf_counter()
-    ingest_report = update_index(
-        corpus_sources(directory.name, corpus), settings, prune=lambda p: True, progress=progress
-    )
+    ingest_report = index_corpus(directory.name, corpus, settings, progress=progress)
     ingest_seconds = time.perf_counter() - started
     retriever = Retriever(settings.index)
     query_ids = list(queries)

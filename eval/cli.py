@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from eval.cached_index import cache_index
 from eval.report import print_table, run_dir, write_report, write_results
-from rag.embedding import resolve_precision
 from rag.retrieval import MODES
 from rag.settings import Settings, load_settings
+from rag.terminal import out as console
+from rag.terminal import run_guarded
 
 eval_app = typer.Typer(help="Evaluate retrieval and answers; compare runs.", no_args_is_help=True)
-console = Console()
-
-
-def cache_index(kind: str, name: str, settings: Settings) -> Path:
-    """A reusable index per dataset and settings, so a second eval costs no embedding."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ragstack" / "eval"
-    slug = settings.model.replace("/", "_")
-    backend = settings.embed_backend
-    if backend == "torch":  # bf16 and fp32 vectors differ (slightly): keep their indexes apart
-        backend += "-" + resolve_precision(settings.embed_precision)
-    return cache / f"{kind}-{name}-{slug}-{backend}-c{settings.chunk_size}-o{settings.chunk_overlap}"
 
 
 def _modes(mode: str | None) -> list[str]:
@@ -60,7 +50,7 @@ LimitOpt = Annotated[int | None, typer.Option(help="Only the first N questions")
 
 
 def load_generators(settings: Settings, judge: str | None, judge_model: str | None, judge_url: str | None):
-    """(the answering generator, the judge generator or None) for `rag eval qa` and `rag eval squad`."""
+    """(the answering generator, the judge generator or None) for `rag eval qa`."""
     from rag.generation import load_generator
 
     if judge not in (None, "transformers", "openai"):
@@ -75,19 +65,26 @@ def load_generators(settings: Settings, judge: str | None, judge_model: str | No
     )
 
 
-def _run(kind: str, dataset: Path, flags: dict, evaluate, title) -> None:
-    """The shared shape of an eval command: settings, a cached index, results, a table."""
-    from rag.cli import run_guarded
-
-    index = flags.pop("index")
-    out = flags.pop("out")
+def _run(
+    kind: str,
+    corpus: Path,
+    label: str,
+    evaluate: Callable[[Settings], dict],
+    index: Path | None,
+    out: Path | None,
+    **flags,
+) -> None:
+    """The shared shape of an eval command: settings, an index (by default the cached one of
+    `corpus`), results, a report, a table."""
     settings = run_guarded(lambda: load_settings(**flags))
-    settings.index = index or cache_index(kind, dataset.resolve().name, settings)
+    settings.index = index or cache_index(kind, corpus, settings)
     results = run_guarded(lambda: evaluate(settings))
+    count = f"{results['queries']} queries" if "queries" in results else f"{results['questions']} questions"
+    title = f"{label} ({count})"
     directory = run_dir(out, kind)
     path = write_results(directory, results)
-    report = write_report(directory, results, title(results))
-    print_table(title(results), results["figures"], console)
+    report = write_report(directory, results, title)
+    print_table(title, results["figures"], console)
     for group, counts in results.get("nan_counts", {}).items():
         console.print(f"NaN ({group}): " + ", ".join(f"{m} {n}" for m, n in counts.items()))
     console.print(f"results: {path}\nreport: {report}")
@@ -108,13 +105,10 @@ def retrieval(
     from eval.beir import evaluate_beir
 
     modes = _modes(mode)
-    flags = dict(index=index, out=out, model=model, chunk_size=chunk_size, embed_backend=embed_backend)
     _run(
-        "retrieval",
-        beir,
-        flags,
+        "retrieval", beir, f"{beir.name} {split}",
         lambda settings: evaluate_beir(beir, split, modes, settings),
-        lambda results: f"{beir.name} {split} ({results['queries']} queries)",
+        index, out, model=model, chunk_size=chunk_size, embed_backend=embed_backend,
     )
 
 
@@ -133,22 +127,23 @@ def pdfqa(
     from eval.pdfqa import evaluate_pdfqa
 
     modes = _modes(mode)
-    flags = dict(index=index, out=out, model=model, chunk_size=chunk_size, embed_backend=embed_backend)
     _run(
-        "pdfqa",
-        pdfs,
-        flags,
+        "pdfqa", pdfs, qa_file.name,
         lambda settings: evaluate_pdfqa(qa_file, pdfs, modes, settings),
-        lambda results: f"{qa_file.name} ({results['questions']} questions)",
+        index, out, model=model, chunk_size=chunk_size, embed_backend=embed_backend,
     )
 
 
 @eval_app.command("qa")
 def qa(
-    qa_file: Annotated[
-        Path, typer.Argument(help="Questions with reference answers and evidence pages (JSONL)")
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="Questions with reference answers: PDF questions with evidence pages (JSONL, with "
+            "--pdfs), or SQuAD v1.1 JSON (e.g. xquad.en.json), whose contexts become the corpus"
+        ),
     ],
-    pdfs: Annotated[Path, typer.Option(help="Folder of the PDFs the questions are about")],
+    pdfs: Annotated[Path | None, typer.Option(help="Folder of the PDFs a JSONL file is about")] = None,
     index: IndexOpt = None,
     engine: EngineOpt = None,
     llm_model: LlmOpt = None,
@@ -165,40 +160,13 @@ def qa(
 
     def evaluate(settings: Settings) -> dict:
         generator, judge_generator = load_generators(settings, judge, judge_model, judge_url)
-        return evaluate_qa(qa_file, pdfs, settings, generator, limit=limit, judge=judge_generator)
+        return evaluate_qa(data, settings, generator, pdfs=pdfs, limit=limit, judge=judge_generator)
 
-    flags = dict(index=index, out=out, engine=engine, llm_model=llm_model, mode=mode)
-    _run("qa", pdfs, flags, evaluate, lambda results: f"{qa_file.name} ({results['questions']} questions)")
+    _run("qa", pdfs or data, data.name, evaluate, index, out, engine=engine, llm_model=llm_model, mode=mode)
 
 
-@eval_app.command("squad")
-def squad(
-    squad_file: Annotated[Path, typer.Argument(help="SQuAD v1.1 JSON (e.g. xquad.en.json)")],
-    index: IndexOpt = None,
-    engine: EngineOpt = None,
-    llm_model: LlmOpt = None,
-    mode: AnswerModeOpt = None,
-    limit: LimitOpt = None,
-    judge: JudgeOpt = None,
-    judge_model: JudgeModelOpt = None,
-    judge_url: JudgeUrlOpt = None,
-    out: OutOpt = None,
-) -> None:
-    """The contexts become the corpus; each question is answered from all of it and scored."""
-    from eval.squad import evaluate_squad
-
-    def evaluate(settings: Settings) -> dict:
-        generator, judge_generator = load_generators(settings, judge, judge_model, judge_url)
-        return evaluate_squad(squad_file, settings, generator, limit=limit, judge=judge_generator)
-
-    flags = dict(index=index, out=out, engine=engine, llm_model=llm_model, mode=mode)
-    _run(
-        "squad",
-        squad_file,
-        flags,
-        evaluate,
-        lambda results: f"{squad_file.name} ({results['questions']} questions)",
-    )
+# `rag eval squad FILE` was a command of its own before `rag eval qa` read SQuAD files too
+eval_app.command("squad", hidden=True)(qa)
 
 
 @eval_app.command("compare")
@@ -211,7 +179,6 @@ def compare(
 ) -> None:
     """Side-by-side figures of two runs with deltas, printed and written as Markdown + JSON."""
     from eval.compare import compare_runs
-    from rag.cli import run_guarded
 
     table = run_guarded(lambda: compare_runs(run_a, run_b, out))
     console.print(table.rich)

@@ -6,59 +6,24 @@ A retrieved chunk is a hit when its page span covers an evidence page of that do
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
+from eval.datasets import load_and_index, page_qrels
 from eval.metrics import ranking_metrics
 from eval.report import index_settings
-from rag.ingest import ingest
 from rag.retrieval import Retriever
 from rag.settings import Settings
 
 METRICS = ["hit_rate@1", "hit_rate@5", "hit_rate@10", "mrr@10"]
 
 
-def load_questions(path: Path) -> list[dict]:
-    questions = []
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-                item["id"], item["question"] = str(item["id"]), str(item["question"])
-                item["evidence"] = [
-                    {"doc": str(e["doc"]), "page": int(e["page"])} for e in item.get("evidence", [])
-                ]
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-                raise ValueError(f"{path}:{number}: not a question record: {err}") from err
-            questions.append(item)
-    if not questions:
-        raise ValueError(f"{path}: no questions")
-    return questions
-
-
-def page_qrels(snapshot, questions: list[dict]) -> dict[str, dict[str, int]]:
-    """Question id -> the chunks whose page span covers one of its evidence pages."""
-    qrels = {}
-    for q in questions:
-        relevant = {}
-        for e in q["evidence"]:
-            for chunk_id in snapshot.records.chunks_covering(e["doc"], e["page"]):
-                relevant[chunk_id] = 1
-        # a question whose evidence is not indexed can only miss
-        qrels[q["id"]] = relevant or {"__evidence_not_indexed__": 1}
-    return qrels
-
-
 def evaluate_pdfqa(
     qa_file: Path, pdfs: Path, modes: list[str], settings: Settings, progress: bool = True
 ) -> dict:
-    """Ingest `pdfs` into one shared index (incrementally), then score page hits per mode."""
-    questions = load_questions(Path(qa_file))
+    """Ingest `pdfs` into `settings.index` (incrementally), then score page hits per mode."""
     started = time.perf_counter()
-    report = ingest([Path(pdfs)], settings, progress=progress)
+    questions, report = load_and_index(Path(qa_file), Path(pdfs), settings, progress)
     ingest_seconds = time.perf_counter() - started
     retriever = Retriever(settings.index)
     snapshot = retriever.snapshot()

@@ -1,7 +1,8 @@
 """End-to-end answer evaluation: retrieve, answer with citations, then score retrieval (page
 hits), answers (EM, F1, ROUGE-L against the best reference) and citations (cited pages against
-evidence pages). `evaluate_qa` takes a PDF question set (the FinanceBench `qa.jsonl` format);
-eval.squad feeds SQuAD-format data through the same `score_questions`.
+evidence pages). `evaluate_qa` takes a PDF question set (the FinanceBench `qa.jsonl` format)
+with its PDFs, or a SQuAD-format file, whose contexts become the corpus (one single-page
+document each) and every question is answered from the whole of it.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from eval.answer_metrics import (
     rouge_l,
     token_f1,
 )
+from eval.datasets import load_and_index, page_qrels
 from eval.metrics import ranking_metrics
 from eval.pdfqa import METRICS as RETRIEVAL_METRICS
-from eval.pdfqa import load_questions, page_qrels
 from eval.report import index_settings
 from rag.answer import Answerer
 from rag.generation import Generator
-from rag.ingest import ingest
 from rag.retrieval import Retriever
 from rag.settings import Settings
 
@@ -34,7 +34,7 @@ ANSWER_METRICS = ["exact_match", "f1", "rouge_l", "citation_precision", "citatio
 
 def score_answer(answer, references: list[str], evidence: list[dict]) -> dict[str, float]:
     """Text metrics against the best of the references; citations against the evidence pages."""
-    cited = [(c.doc, c.page, c.page_end) for c in answer.citations]
+    cited = [(c.doc, c.page_start, c.page_end) for c in answer.citations]
     precision, recall = citation_precision_recall(cited, [(e["doc"], e["page"]) for e in evidence])
     return {
         "exact_match": best_over_references(exact_match, answer.text, references),
@@ -46,24 +46,28 @@ def score_answer(answer, references: list[str], evidence: list[dict]) -> dict[st
 
 
 def evaluate_qa(
-    qa_file: Path,
-    pdfs: Path,
+    data: Path,
     settings: Settings,
     generator: Generator,
+    pdfs: Path | None = None,
     limit: int | None = None,
     progress: bool = True,
     judge: Generator | None = None,
 ) -> dict:
-    """Answer every question (the first `limit`) from an index of `pdfs` and score the answers."""
-    questions = load_questions(Path(qa_file))[:limit]
-    for q in questions:
-        q["references"] = [q.get("answer", "")]
+    """Index the corpus of `data` (its `pdfs`, or a SQuAD file's contexts) into `settings.index`,
+    then answer every question (the first `limit`) and score the answers."""
     started = time.perf_counter()
-    report = ingest([Path(pdfs)], settings, progress=progress)
+    questions, report = load_and_index(Path(data), pdfs, settings, progress)
     ingest_seconds = time.perf_counter() - started
-    results = score_questions(questions, settings, generator, progress, judge)
+    results = score_questions(questions[:limit], settings, generator, progress, judge)
     results["timings"].update(ingest_s=ingest_seconds, pages=report.pages)
-    return {"kind": "qa", "qa_file": str(qa_file), "pdfs": str(pdfs), **results}
+    return {
+        "kind": "qa",
+        "dataset": str(data),
+        "pdfs": str(pdfs) if pdfs else None,
+        "documents": sum(report.count(status) for status in ("added", "updated", "unchanged")),
+        **results,
+    }
 
 
 def score_questions(
@@ -110,7 +114,7 @@ def score_questions(
                 "answer": answer.text,
                 "evidence": q["evidence"],
                 "found": answer.found,
-                "cited": [[c.doc, c.page, c.page_end] for c in answer.citations],
+                "cited": [[c.doc, c.page_start, c.page_end] for c in answer.citations],
                 "page_hit@10": per_query[q["id"]]["hit_rate@10"],
                 **score_answer(answer, q["references"], q["evidence"]),
             }

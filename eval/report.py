@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from indexes import format_pages
 from rag.embedding import resolve_precision
 
 
@@ -76,7 +77,7 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def figure_tables(figures: dict[str, dict[str, float]]) -> list[str]:
+def figure_tables(figures: dict[str, dict[str, float | str]]) -> list[str]:
     """One Markdown table per set of metrics (retrieval and answer rows have different columns)."""
     groups: dict[tuple[str, ...], list[str]] = {}
     for row, metrics in figures.items():
@@ -98,8 +99,8 @@ def _question_rows(results: dict) -> tuple[list[str], list[list], dict[str, list
                 r["question"],
                 r["reference"],
                 r["answer"],
-                ", ".join(f"{d} p.{a}" + (f"-{b}" if b != a else "") for d, a, b in r["cited"]) or "-",
-                ", ".join(f"{e['doc']} p.{e['page']}" for e in r["evidence"]),
+                ", ".join(f"{d} {format_pages(a, b)}" for d, a, b in r["cited"]) or "-",
+                ", ".join(f"{e['doc']} {format_pages(e['page'], e['page'])}" for e in r["evidence"]),
                 "hit" if r["page_hit@10"] else "miss",
                 r["f1"],
                 *(r[key] for key in judged),
@@ -123,7 +124,7 @@ def _question_rows(results: dict) -> tuple[list[str], list[list], dict[str, list
         rows = [
             [
                 q["id"],
-                ", ".join(f"{e['doc']} p.{e['page']}" for e in q["evidence"]),
+                ", ".join(f"{e['doc']} {format_pages(e['page'], e['page'])}" for e in q["evidence"]),
                 *("hit" if q[f"{m}:hit_rate@10"] else "miss" for m in modes),
                 *(q[f"{m}:mrr@10"] for m in modes),
             ]

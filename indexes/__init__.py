@@ -1,16 +1,20 @@
 """On-disk index storage: generations of records, vectors, a FAISS index and a BM25 index."""
 
 from indexes.manifest import FORMAT_VERSION, Manifest
-from indexes.records import ChunkRecord, DocumentRecord
+from indexes.records import DocumentRecord
+from indexes.span import Chunk, Span, format_pages, text_hash
 from indexes.store import IndexLocked, IndexStore, Snapshot, StoreError
 
 __all__ = [
     "FORMAT_VERSION",
-    "ChunkRecord",
+    "Chunk",
     "DocumentRecord",
     "IndexLocked",
     "IndexStore",
     "Manifest",
     "Snapshot",
+    "Span",
     "StoreError",
+    "format_pages",
+    "text_hash",
 ]

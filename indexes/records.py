@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexes.span import Chunk
+
 SCHEMA = """
 CREATE TABLE documents (
     name TEXT PRIMARY KEY,
@@ -43,20 +45,8 @@ class DocumentRecord:
     status: str = "indexed"
 
 
-@dataclass(frozen=True)
-class ChunkRecord:
-    """A span of a document's text; pages are 1-based, as a PDF viewer shows them."""
-
-    chunk_id: str
-    doc: str
-    page_start: int
-    page_end: int
-    text: str
-    text_hash: str
-
-
 def write_records(
-    path: Path, documents: Iterable[DocumentRecord], chunks: Iterable[ChunkRecord]
+    path: Path, documents: Iterable[DocumentRecord], chunks: Iterable[Chunk]
 ) -> None:
     """Write a fresh SQLite file; chunk rows are numbered in iteration order from 0."""
     con = sqlite3.connect(path)
@@ -96,12 +86,12 @@ class RecordReader:
     def count_chunks(self) -> int:
         return self._con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
 
-    def chunks(self, rows: Iterable[int]) -> list[ChunkRecord]:
+    def chunks(self, rows: Iterable[int]) -> list[Chunk]:
         """Chunks at the given vector rows, in the order asked."""
         rows = [int(r) for r in rows]
         if not rows:
             return []
-        found: dict[int, ChunkRecord] = {}
+        found: dict[int, Chunk] = {}
         for start in range(0, len(rows), 900):  # SQLite's limit on bound parameters
             part = rows[start : start + 900]
             marks = ",".join("?" * len(part))
@@ -110,14 +100,14 @@ class RecordReader:
                 f"FROM chunks WHERE row IN ({marks})",
                 part,
             ):
-                found[r[0]] = ChunkRecord(*r[1:])
+                found[r[0]] = _chunk(r[1:])
         return [found[r] for r in rows]
 
-    def all_chunks(self) -> list[ChunkRecord]:
+    def all_chunks(self) -> list[Chunk]:
         rows = self._con.execute(
             "SELECT chunk_id, doc, page_start, page_end, text, text_hash FROM chunks ORDER BY row"
         ).fetchall()
-        return [ChunkRecord(*r) for r in rows]
+        return [_chunk(r) for r in rows]
 
     def chunks_covering(self, doc: str, page: int) -> list[str]:
         """Ids of the chunks of `doc` whose page span includes `page`."""
@@ -129,3 +119,10 @@ class RecordReader:
         marks = ",".join("?" * len(names))
         query = f"SELECT row FROM chunks WHERE doc IN ({marks}) ORDER BY row"
         return [r[0] for r in self._con.execute(query, names)]
+
+
+def _chunk(row: tuple) -> Chunk:
+    chunk_id, doc, page_start, page_end, text, hashed = row
+    return Chunk(
+        chunk_id=chunk_id, doc=doc, page_start=page_start, page_end=page_end, text=text, text_hash=hashed
+    )

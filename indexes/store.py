@@ -26,7 +26,8 @@ import numpy as np
 
 from indexes import bm25, dense
 from indexes.manifest import Manifest
-from indexes.records import ChunkRecord, DocumentRecord, RecordReader, write_records
+from indexes.records import DocumentRecord, RecordReader, write_records
+from indexes.span import Chunk
 
 KEEP_GENERATIONS = 2  # the previous one stays for readers that opened it just before a swap
 
@@ -40,23 +41,36 @@ class IndexLocked(StoreError):
 
 
 class Snapshot:
-    """One published generation, fully opened: later swaps or clean-ups do not affect it."""
+    """One published generation, fully opened: later swaps or clean-ups do not affect it.
+
+    Close it when done (`with store.open() as snap:`): it holds a SQLite connection.
+    """
 
     def __init__(self, path: Path):
         self.path = path
         self.name = path.name
         self.manifest = Manifest.load(path / "manifest.json")
         self.records = RecordReader(path / "records.sqlite")
-        self.vectors: np.ndarray = np.load(path / "vectors.npy", mmap_mode="r")
-        self.n_chunks = len(self.vectors)
-        self.dense = dense.load(path / "dense.faiss") if self.n_chunks else None
-        self.bm25 = bm25.load(path / "bm25") if self.n_chunks else None
+        try:
+            self.vectors: np.ndarray = np.load(path / "vectors.npy", mmap_mode="r")
+            self.n_chunks = len(self.vectors)
+            self.dense = dense.load(path / "dense.faiss") if self.n_chunks else None
+            self.bm25 = bm25.load(path / "bm25") if self.n_chunks else None
+        except BaseException:
+            self.records.close()  # e.g. collected while opening: `IndexStore.open` tries again
+            raise
 
     def documents(self) -> list[DocumentRecord]:
         return self.records.documents()
 
     def close(self) -> None:
         self.records.close()
+
+    def __enter__(self) -> Snapshot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class IndexStore:
@@ -75,6 +89,23 @@ class IndexStore:
 
     def exists(self) -> bool:
         return self.current_name() is not None
+
+    def documents(self) -> list[DocumentRecord]:
+        """The published generation's documents, none without one; reads only the records
+        (no FAISS or BM25 load). Retries when a writer swaps generations in between."""
+        for _ in range(5):
+            name = self.current_name()
+            if name is None:
+                return []
+            path = self.generations / name / "records.sqlite"
+            if path.is_file():
+                reader = RecordReader(path)
+                try:
+                    return reader.documents()
+                finally:
+                    reader.close()
+            time.sleep(0.05)
+        raise StoreError(f"index at {self.root} keeps changing or is damaged: generation {name}")
 
     def open(self) -> Snapshot:
         """Open the published generation; retries when a writer swaps it in between."""
@@ -129,10 +160,13 @@ class Writer:
         self,
         manifest: Manifest,
         documents: Sequence[DocumentRecord],
-        chunks: Sequence[ChunkRecord],
+        chunks: Sequence[Chunk],
         vectors: np.ndarray,
     ) -> Snapshot:
-        """Write a generation holding exactly these records; row i of `vectors` is chunk i."""
+        """Write a generation holding exactly these records; row i of `vectors` is chunk i.
+
+        Returns the new `current` snapshot, which the writer closes when it is done.
+        """
         if len(chunks) != len(vectors):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
         number = self._last_number() + 1
@@ -157,9 +191,9 @@ class Writer:
         _fsync_dir(self.store.generations)
         _atomic_write(self.store.root / "CURRENT", name + "\n")
         self._collect_garbage(keep=name)
-        if self.current is not None:
-            self.current.close()
-        self.current = Snapshot(final)
+        previous, self.current = self.current, Snapshot(final)
+        if previous is not None:
+            previous.close()  # only once the new one opened: `current` is never a closed one
         return self.current
 
     def _last_number(self) -> int:

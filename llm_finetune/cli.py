@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-console = Console()
+from rag.generation import DEFAULT_GENERATOR
+from rag.terminal import EpochsOpt, LrOpt, MaxStepsOpt, ResumeOpt, run_guarded
+from rag.terminal import out as console
 
 
 def finetune_llm(
@@ -26,12 +27,12 @@ def finetune_llm(
         str | None, typer.Option(help="OpenAI-compatible URL of a model writing llm questions")
     ] = None,
     base: Annotated[str, typer.Option(help="Generator to tune: bundled name, dir or hub id")] = (
-        "SmolLM2-135M-Instruct"
+        DEFAULT_GENERATOR
     ),
-    epochs: Annotated[float, typer.Option(help="Passes over the training examples")] = 1.0,
-    max_steps: Annotated[int, typer.Option(help="Stop after this many steps (-1: all epochs)")] = -1,
+    epochs: EpochsOpt = 1.0,
+    max_steps: MaxStepsOpt = -1,
     batch_size: Annotated[int, typer.Option(help="Examples per step")] = 4,
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate")] = 2e-4,
+    lr: LrOpt = 2e-4,
     rank: Annotated[int, typer.Option(help="LoRA rank")] = 16,
     alpha: Annotated[int, typer.Option(help="LoRA alpha")] = 32,
     dropout: Annotated[float, typer.Option(help="LoRA dropout")] = 0.05,
@@ -45,46 +46,36 @@ def finetune_llm(
     ] = 0.2,
     eval_limit: Annotated[int | None, typer.Option(help="Score at most this many held-out questions")] = None,
     max_tokens: Annotated[int, typer.Option(help="Answer bound in the evaluation")] = 64,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out")] = False,
+    resume: ResumeOpt = False,
 ) -> None:
     """QLoRA-tune the generator to answer from sources with [n] citations and to refuse when they
     do not hold the answer; scores base and tuned on held-out questions."""
-    from eval.cli import cache_index
+    from eval.cached_index import cache_index
     from eval.report import print_table
-    from llm_finetune.finetune import LlmFinetuneJob, finetune_generator
+    from llm_finetune.finetune import FinetuneJob, finetune_generator
     from llm_finetune.model import LoraSettings
-    from llm_finetune.train import TrainSettings
-    from rag.cli import run_guarded
+    from llm_finetune.train import TrainConfig
     from rag.settings import load_settings
 
     if data is None and index is None:
         raise typer.BadParameter("pass --data QA_FILE, or --index DIR to write questions from its chunks")
     settings = run_guarded(lambda: load_settings(index=index))
-    if index is None:
-        settings.index = cache_index("llm", data.resolve().stem, settings)
-    job = LlmFinetuneJob(
-        out=out,
-        data=data,
-        pdfs=pdfs,
-        synthetic=synthetic,
-        question_style=question_style,
-        teacher_url=teacher_url,
-        base=base,
-        test_fraction=test_fraction,
-        refusal_fraction=refusal_fraction,
-        eval_limit=eval_limit,
-        max_tokens=max_tokens,
-        quantize=quantize,
-        resume=resume,
-        lora=LoraSettings(rank, alpha, dropout, [m.strip() for m in target_modules.split(",") if m.strip()]),
-        train=TrainSettings(epochs=epochs, batch_size=batch_size, learning_rate=lr, max_steps=max_steps),
+    if index is None:  # the index `rag eval qa` caches for the same data: made once for both
+        settings.index = cache_index("qa", pdfs or data, settings)
+    modules = [m.strip() for m in target_modules.split(",") if m.strip()]
+    job = FinetuneJob(
+        out=out, data=data, pdfs=pdfs, synthetic=synthetic, question_style=question_style,
+        teacher_url=teacher_url, base=base, test_fraction=test_fraction, refusal_fraction=refusal_fraction,
+        eval_limit=eval_limit, max_tokens=max_tokens, quantize=quantize, resume=resume,
+        lora=LoraSettings(rank, alpha, dropout, modules),
+        config=TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, max_steps=max_steps),
     )
-    results = run_guarded(lambda: finetune_generator(job, settings))
-    console.print(results["comparison"].rich)
-    print_table("tuned", results["after"], console)
+    result = run_guarded(lambda: finetune_generator(job, settings))
+    console.print(result.comparison.rich)
+    print_table("tuned", result.after, console)
     console.print(
-        f"adapter: {results['adapter']} ({results['method']}); training "
-        f"{results['timings']['train_s']:.0f} s, total {results['timings']['total_s']:.0f} s",
+        f"adapter: {result.out} ({result.method}); training "
+        f"{result.train.seconds:.0f} s, total {result.timings['total_s']:.0f} s",
         highlight=False,
     )
 
@@ -96,7 +87,6 @@ def export_merged(
 ) -> None:
     """Merge a LoRA adapter into its base and write full weights that transformers loads alone."""
     from llm_finetune.finetune import export_merged as run_export
-    from rag.cli import run_guarded
 
     path = run_guarded(lambda: run_export(adapter, out, base))
     console.print(f"merged weights written to {path}", highlight=False)

@@ -2,7 +2,7 @@
 cited answer as target, or the refusal when the sources do not hold the answer.
 
 A question is {"id", "question", "references": [answers], "evidence": [{"doc", "page"}]}, the
-shape `eval.squad.load_squad` and `eval.pdfqa.load_questions` (with "answer") give.
+shape the readers of `eval.datasets` give.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from rag.answer import NOT_FOUND, build_messages
+from rag.answer import ANSWER_K, NOT_FOUND, build_messages
 from rag.generation import Message
 from rag.retrieval import Retriever, SearchResult
 
@@ -44,7 +44,7 @@ def _holds(source: SearchResult, question: dict) -> bool:
 def build_examples(
     questions: list[dict],
     retriever: Retriever,
-    answer_k: int = 3,
+    answer_k: int = ANSWER_K,
     mode: str = "hybrid",
     refusal_fraction: float = 0.2,
     seed: int = 0,

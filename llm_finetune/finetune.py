@@ -8,28 +8,27 @@ import json
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from eval.beir import corpus_sources
-from eval.compare import compare_runs
-from eval.pdfqa import load_questions
+from eval.compare import Comparison, compare_runs
+from eval.datasets import load_and_index
+from eval.model_card import finetune_record, write_card
 from eval.report import write_report, write_results
-from eval.squad import load_squad
 from indexes import IndexStore
 from llm_finetune.evaluate import replies, score
 from llm_finetune.examples import Example, build_examples
 from llm_finetune.model import LoraSettings, load_trainable
 from llm_finetune.synthetic import synthetic_questions
-from llm_finetune.train import TrainSettings, train_adapter
+from llm_finetune.train import TrainConfig, TrainResult, train_adapter
+from rag.answer import ANSWER_K
 from rag.generation import DEFAULT_GENERATOR, OpenAIGenerator, TransformersGenerator
-from rag.ingest import ingest, update_index
 from rag.retrieval import Retriever
 from rag.settings import Settings
 
 
 @dataclass
-class LlmFinetuneJob:
+class FinetuneJob:
     """What `rag finetune-llm` was asked to do.
 
     Args:
@@ -51,14 +50,60 @@ class LlmFinetuneJob:
     base: str = DEFAULT_GENERATOR
     test_fraction: float = 0.2
     refusal_fraction: float = 0.2
-    answer_k: int = 3
+    answer_k: int = ANSWER_K
     eval_limit: int | None = None
     max_tokens: int = 64
     quantize: bool = True
     resume: bool = False
     seed: int = 0
     lora: LoraSettings = field(default_factory=LoraSettings)
-    train: TrainSettings = field(default_factory=TrainSettings)
+    config: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class FinetuneResult:
+    """What a `rag finetune-llm` job made and measured.
+
+    Args:
+        out: the adapter's directory; `method` "qlora" or "lora" (no bitsandbytes, or not wanted).
+        data: what the questions came from.
+        before, after: figures (group -> metric -> value) of the base and the tuned model.
+        comparison: the same side by side, as `rag eval compare` writes it.
+    """
+
+    base_model: str
+    out: Path
+    method: str
+    data: str
+    train_questions: int
+    train_examples: int
+    refusal_examples: int
+    test_questions: int
+    test_prompts: int
+    lora: LoraSettings
+    config: TrainConfig
+    train: TrainResult
+    before: dict[str, dict[str, float]]
+    after: dict[str, dict[str, float]]
+    timings: dict[str, float]
+    comparison: Comparison
+
+    def card_facts(self) -> list[str]:
+        """The adapter card's lines on the base model, the data and the training."""
+        lora = self.lora
+        return [
+            f"LoRA adapter for `{self.base_model}`, tuned with `rag finetune-llm` ({self.method}) on "
+            f"{self.data}: {self.train_examples} examples from {self.train_questions} questions "
+            f"({self.refusal_examples} with unrelated sources and the refusal as target), in the prompt "
+            "format of `rag ask` (numbered sources, answers cite [n]).",
+            "",
+            f"LoRA rank {lora.rank}, alpha {lora.alpha}, dropout {lora.dropout} on "
+            f"{', '.join(lora.target_modules)}; {self.train.steps} steps, learning rate "
+            f"{self.config.learning_rate}, {self.train.seconds:.0f} s of training.",
+            "",
+            f"Held out: {self.test_questions} questions of other articles/documents "
+            f"({self.test_prompts} prompts with the refusal prompts). Base -> tuned:",
+        ]
 
 
 def _group_of(question: dict) -> str:
@@ -81,36 +126,29 @@ def split_by_group(
     return train, test
 
 
-def prepare(job: LlmFinetuneJob, settings: Settings) -> tuple[list[dict], Retriever]:
+def prepare(job: FinetuneJob, settings: Settings) -> tuple[list[dict], Retriever]:
     """The questions (with references) and a retriever over their corpus."""
     if job.data is None:
         if not IndexStore(settings.index).exists():
             raise ValueError(f"no index at {settings.index}: pass --index (built by rag ingest) or --data")
-        chunks = IndexStore(settings.index).open().records.all_chunks()
+        with IndexStore(settings.index).open() as snapshot:
+            chunks = snapshot.records.all_chunks()
         teacher = _teacher(job) if job.question_style == "llm" else None
         questions = synthetic_questions(chunks, job.synthetic, job.question_style, teacher, job.seed)
         if not questions:
             raise ValueError(f"no usable synthetic questions in the {len(chunks)} chunks of {settings.index}")
-    elif job.data.suffix == ".json":
-        contexts, questions = load_squad(job.data)
-        update_index(corpus_sources(job.data.stem, contexts), settings, prune=lambda p: True, progress=True)
     else:
-        if job.pdfs is None:
-            raise ValueError("a PDF-QA file needs --pdfs, the folder of its PDFs")
-        questions = load_questions(job.data)
-        for q in questions:
-            q["references"] = [q.get("answer", "")]
-        ingest([job.pdfs], settings)
+        questions, _ = load_and_index(job.data, job.pdfs, settings)
     return questions, Retriever(settings.index)
 
 
-def _teacher(job: LlmFinetuneJob):
+def _teacher(job: FinetuneJob):
     if job.teacher_url:
         return OpenAIGenerator(job.teacher_url, job.base)
     return TransformersGenerator(job.base)
 
 
-def _run(name: str, generator, examples: list[Example], job: LlmFinetuneJob, directory: Path) -> dict:
+def _run(name: str, generator, examples: list[Example], job: FinetuneJob, directory: Path) -> dict:
     started = time.perf_counter()
     figures, rows = score(examples, replies(generator, examples, job.max_tokens))
     run = {
@@ -128,7 +166,8 @@ def _run(name: str, generator, examples: list[Example], job: LlmFinetuneJob, dir
     return run
 
 
-def finetune_generator(job: LlmFinetuneJob, settings: Settings) -> dict:
+def finetune_generator(job: FinetuneJob, settings: Settings) -> FinetuneResult:
+    """Run the whole job: the adapter, its card and its report are written to `job.out`."""
     started = time.perf_counter()
     out = Path(job.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -154,7 +193,7 @@ def finetune_generator(job: LlmFinetuneJob, settings: Settings) -> dict:
     before = _run("base", TransformersGenerator(job.base), test_examples, job, report / "base")
 
     model, tokenizer, method = load_trainable(job.base, job.lora, job.quantize)
-    outcome = train_adapter(model, tokenizer, train_examples, out, job.train, resume=job.resume)
+    trained = train_adapter(model, tokenizer, train_examples, out, job.config, resume=job.resume)
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     del model
@@ -163,61 +202,38 @@ def finetune_generator(job: LlmFinetuneJob, settings: Settings) -> dict:
         "tuned", TransformersGenerator(job.base, adapter=str(out)), test_examples, job, report / "tuned"
     )
     comparison = compare_runs(report / "base", report / "tuned", out=report / "compare.md")
-    results = {
-        "base_model": job.base,
-        "adapter": str(out.resolve()),
-        "method": method,
-        "data": str(job.data) if job.data else f"{len(questions)} synthetic ({job.question_style}) questions",
-        "train_questions": len(train_q),
-        "train_examples": len(train_examples),
-        "refusal_examples": sum(not e.answerable for e in train_examples),
-        "test_questions": len(test_q),
-        "test_prompts": len(test_examples),
-        "lora": asdict(job.lora),
-        "train": {**asdict(job.train), **{k: v for k, v in asdict(outcome).items() if k != "log"}},
-        "loss_log": outcome.log,
-        "before": before["figures"],
-        "after": after["figures"],
-        "timings": {"train_s": outcome.seconds, "total_s": time.perf_counter() - started},
-    }
-    (report / "finetune.json").write_text(json.dumps(results, indent=2) + "\n")
+    result = FinetuneResult(
+        base_model=job.base,
+        out=out.resolve(),
+        method=method,
+        data=str(job.data) if job.data else f"{len(questions)} synthetic ({job.question_style}) questions",
+        train_questions=len(train_q),
+        train_examples=len(train_examples),
+        refusal_examples=sum(not e.answerable for e in train_examples),
+        test_questions=len(test_q),
+        test_prompts=len(test_examples),
+        lora=job.lora,
+        config=job.config,
+        train=trained,
+        before=before["figures"],
+        after=after["figures"],
+        timings={"train_s": trained.seconds, "total_s": time.perf_counter() - started},
+        comparison=comparison,
+    )
+    record = finetune_record(result)
+    (report / "finetune.json").write_text(json.dumps(record, indent=2) + "\n")
+    # what `rag export-merged` reads to find the base again
     (out / "ragstack-adapter.json").write_text(
         json.dumps({"base": job.base, "method": method}, indent=2) + "\n"
     )
-    _write_card(out, results)
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    return {**results, "comparison": comparison}
-
-
-def _write_card(out: Path, results: dict) -> None:
-    lines = [
-        f"# LoRA adapter for {results['base_model']}",
-        "",
-        f"Tuned with ragstack `rag finetune-llm` ({results['method']}) on {results['data']}: "
-        f"{results['train_examples']} examples from {results['train_questions']} questions "
-        f"({results['refusal_examples']} with unrelated sources and the refusal as target), in the prompt "
-        "format of `rag ask` (numbered sources, answers cite [n]).",
-        "",
-        f"LoRA rank {results['lora']['rank']}, alpha {results['lora']['alpha']}, dropout "
-        f"{results['lora']['dropout']} on {', '.join(results['lora']['target_modules'])}; "
-        f"{results['train']['steps']} steps, learning rate {results['train']['learning_rate']}, "
-        f"{results['timings']['train_s']:.0f} s of training.",
-        "",
-        f"Held out: {results['test_questions']} questions of other articles/documents "
-        f"({results['test_prompts']} prompts with the refusal prompts).",
-        "",
-        "| metric | base | tuned |",
-        "| --- | --- | --- |",
-    ]
-    for group, metrics in results["before"].items():
-        for metric, value in metrics.items():
-            lines.append(f"| {group} {metric} | {value:.4f} | {results['after'][group][metric]:.4f} |")
-    lines += [
-        "",
+    usage = (
         "Serve it: `rag serve --adapter THIS_DIR` (transformers or `--engine vllm`); merge it: "
-        "`rag export-merged THIS_DIR --out MERGED_DIR`.",
-    ]
-    (out / "README.md").write_text("\n".join(lines) + "\n")
+        "`rag export-merged THIS_DIR --out MERGED_DIR`."
+    )
+    summary = {k: v for k, v in record.items() if k != "loss_log"}
+    write_card(out, result.card_facts(), comparison, usage, summary)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    return result
 
 
 def export_merged(adapter: Path, out: Path, base: str | None = None) -> Path:

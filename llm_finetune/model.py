@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rag.generation import hf_model_dir
-from rag.loading import model_loading
+from rag.loading import has_cuda, model_loading
 
 
 @dataclass
@@ -37,7 +37,7 @@ def load_trainable(base: str, lora: LoraSettings, quantize: bool = True):
     path = hf_model_dir(base)
     with model_loading:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        cuda = torch.cuda.is_available()
+        cuda = has_cuda()
         method = "qlora" if quantize and bitsandbytes_available() else "lora"
         if method == "qlora":
             from transformers import BitsAndBytesConfig

@@ -18,7 +18,7 @@ import re
 
 from rich.progress import track
 
-from indexes.records import ChunkRecord
+from indexes import Chunk
 from rag.generation import Generator, generate
 
 QA_STYLES = ("cloze", "llm")
@@ -66,7 +66,7 @@ def grounded(answer: str, text: str) -> bool:
 
 
 def synthetic_questions(
-    chunks: list[ChunkRecord],
+    chunks: list[Chunk],
     n: int,
     style: str = "cloze",
     generator: Generator | None = None,
@@ -97,7 +97,7 @@ def synthetic_questions(
     ]
 
 
-def _llm_pairs(generator: Generator, chunks: list[ChunkRecord], progress: bool) -> list:
+def _llm_pairs(generator: Generator, chunks: list[Chunk], progress: bool) -> list:
     prompts = [[{"role": "user", "content": QA_PROMPT.format(doc=c.doc, text=c.text)}] for c in chunks]
     batches = [prompts[i : i + 8] for i in range(0, len(prompts), 8)]
     batched = getattr(generator, "generate_batch", None)

@@ -9,10 +9,13 @@ from pathlib import Path
 
 from llm_finetune.examples import Example
 from llm_finetune.masking import tokenize_example
+from rag.loading import has_cuda
 
 
 @dataclass
-class TrainSettings:
+class TrainConfig:
+    """How to train the adapter: the Hugging Face Trainer's settings `rag finetune-llm` sets."""
+
     epochs: float = 1.0
     batch_size: int = 4
     gradient_accumulation: int = 1
@@ -25,12 +28,13 @@ class TrainSettings:
 
 
 @dataclass
-class TrainOutcome:
+class TrainResult:
     steps: int
     seconds: float
     train_loss: float
     examples: int
-    too_long: int
+    too_long: int  # examples left out: prompt and answer did not fit in `max_length` tokens
+    resumed_from: str | None
     log: list[dict]
 
 
@@ -49,35 +53,34 @@ def train_adapter(
     tokenizer,
     examples: list[Example],
     work_dir: Path,
-    settings: TrainSettings,
+    config: TrainConfig,
     resume: bool = False,
     progress: bool = True,
-) -> TrainOutcome:
+) -> TrainResult:
     """Train `model` (a peft model) in place; checkpoints in `work_dir/checkpoints`."""
-    import torch
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
     from transformers.trainer_utils import get_last_checkpoint
 
-    dataset, too_long = tokenized_dataset(tokenizer, examples, settings.max_length)
+    dataset, too_long = tokenized_dataset(tokenizer, examples, config.max_length)
     checkpoints = Path(work_dir) / "checkpoints"
     last = get_last_checkpoint(str(checkpoints)) if resume and checkpoints.is_dir() else None
     args = TrainingArguments(
         output_dir=str(checkpoints),
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation,
-        learning_rate=settings.learning_rate,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation,
+        learning_rate=config.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=0.05,
-        logging_steps=settings.logging_steps,
+        logging_steps=config.logging_steps,
         save_strategy="steps",
-        save_steps=settings.save_steps,
+        save_steps=config.save_steps,
         save_total_limit=2,
         report_to="none",
-        seed=settings.seed,
+        seed=config.seed,
         disable_tqdm=not progress,
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=not has_cuda(),
         gradient_checkpointing=True,
         gradient_checkpointing_kwargs={"use_reentrant": False},
         remove_unused_columns=False,
@@ -89,11 +92,12 @@ def train_adapter(
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator)
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=last)
-    return TrainOutcome(
+    return TrainResult(
         steps=output.global_step,
         seconds=time.perf_counter() - started,
         train_loss=float(output.training_loss),
         examples=len(dataset),
         too_long=too_long,
+        resumed_from=last,
         log=[e for e in trainer.state.log_history if "loss" in e],
     )

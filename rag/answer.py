@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from indexes import Span
 from rag.generation import Generator, Message, clean
 from rag.retrieval import Mode, Retriever, SearchResult
 
 # all-MiniLM-L6-v2 cosine: unrelated text scores ~0.0-0.2 against a chunk, a question about it 0.35+
 MIN_SIMILARITY = 0.25
+ANSWER_K = 3  # sources given to the generator: small models do best with few
+MAX_TOKENS = 160  # answer length bound: small models ramble
 ATTRIBUTION_MIN = 0.3
 NOT_FOUND = "The documents do not contain an answer to this question."
 SYSTEM_PROMPT = (
@@ -34,18 +37,16 @@ _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
-@dataclass
-class Citation:
-    n: int  # the source number used in the answer text
-    doc: str
-    page: int
-    page_end: int
-    chunk_id: str
+@dataclass(frozen=True, kw_only=True)
+class Citation(Span):
+    """Source `n` of an answer, cited in its text as [n]."""
+
+    n: int
     attributed: bool = False  # added by matching the sentence to a source, not cited by the model
 
-    def label(self) -> str:
-        pages = f"p.{self.page}" if self.page == self.page_end else f"pp.{self.page}-{self.page_end}"
-        return f"[{self.doc} {pages}]"
+    def to_dict(self) -> dict:
+        # "page" is what clients of the first HTTP API read; it stays as an alias of page_start
+        return {**super().to_dict(), "page": self.page_start}
 
 
 @dataclass
@@ -59,20 +60,18 @@ class Answer:
     found: bool = True
 
     def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def _pages(source: SearchResult) -> str:
-    if source.page_start == source.page_end:
-        return f"page {source.page_start}"
-    return f"pages {source.page_start}-{source.page_end}"
+        return {
+            **{k: v for k, v in vars(self).items() if k not in ("citations", "sources")},
+            "citations": [c.to_dict() for c in self.citations],
+            "sources": [s.to_dict() for s in self.sources],
+        }
 
 
 def build_messages(
     question: str, sources: list[SearchResult], history: list[Message] | None = None
 ) -> list[Message]:
     """System prompt, earlier turns, then the sources and the question as the last user turn."""
-    numbered = "\n\n".join(f"[{n}] ({s.doc}, {_pages(s)})\n{s.text}" for n, s in enumerate(sources, 1))
+    numbered = "\n\n".join(f"[{n}] ({s.doc}, {s.pages})\n{s.text}" for n, s in enumerate(sources, 1))
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
         *(history or []),
@@ -114,7 +113,10 @@ def check_citations(
                         attributed.add(n)
             text = " ".join(sentences)
     citations = [
-        Citation(n, s.doc, s.page_start, s.page_end, s.chunk_id, attributed=n in attributed)
+        Citation(
+            doc=s.doc, page_start=s.page_start, page_end=s.page_end, chunk_id=s.chunk_id, n=n,
+            attributed=n in attributed,
+        )
         for n, s in enumerate(sources, 1)
         if n in cited or n in attributed
     ]
@@ -141,10 +143,10 @@ class Answerer:
         self,
         retriever: Retriever,
         generator: Generator,
-        k: int = 3,
+        k: int = ANSWER_K,
         mode: Mode = "hybrid",
         min_similarity: float = MIN_SIMILARITY,
-        max_tokens: int = 160,
+        max_tokens: int = MAX_TOKENS,
     ):
         self.retriever = retriever
         self.generator = generator

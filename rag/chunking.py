@@ -7,26 +7,12 @@ from the document, its position and its text, so the same input always gives the
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 import numpy as np
 
+from indexes.span import Chunk
 
-@dataclass(frozen=True)
-class Chunk:
-    chunk_id: str
-    doc: str
-    page_start: int  # 1-based
-    page_end: int
-    text: str
-
-    @property
-    def text_hash(self) -> str:
-        return text_hash(self.text)
-
-
-def text_hash(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+__all__ = ["Chunk", "Chunker"]
 
 
 class Chunker:
@@ -80,7 +66,7 @@ class Chunker:
                 chunk_id = hashlib.blake2b(
                     f"{doc}\x00{len(chunks)}\x00{first}\x00{text}".encode(), digest_size=8
                 ).hexdigest()
-                chunks.append(Chunk(chunk_id, doc, first, last, text))
+                chunks.append(Chunk(chunk_id=chunk_id, doc=doc, page_start=first, page_end=last, text=text))
             if end >= n:
                 break
             next_begin = _back_to(word_start, end - self.overlap, floor=begin + 1)

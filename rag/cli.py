@@ -1,7 +1,6 @@
 """The `rag` command: a thin shell that parses flags, calls one function, prints the result.
 
-Exit codes: 0 done; 1 some files could not be ingested (the rest were); 2 bad input
-(unknown index, bad flag or value, mismatched model); 3 the index is locked by another writer.
+Exit codes and the error handling every command shares are in rag.terminal.
 """
 
 from __future__ import annotations
@@ -12,39 +11,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from indexes import IndexLocked, IndexStore, StoreError
+from indexes import IndexStore
 from rag.settings import load_settings
+from rag.terminal import EXIT_FAILED_FILES, IndexOpt, out, run_guarded
 
 app = typer.Typer(help="Ask questions over PDF collections.", no_args_is_help=True)
 docs_app = typer.Typer(help="List and remove indexed documents.", no_args_is_help=True)
 app.add_typer(docs_app, name="docs")
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-IndexOpt = Annotated[
-    Path | None,
-    typer.Option("--index", help="Index directory [env RAG_INDEX; default ~/.local/share/ragstack/index]"),
-]
-
-EXIT_FAILED_FILES, EXIT_BAD_INPUT, EXIT_LOCKED = 1, 2, 3
-
-
-def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
-
-
-def run_guarded(fn):
-    """Turn the errors a user can cause into a message and an exit code, not a traceback."""
-    try:
-        return fn()
-    except IndexLocked as e:
-        raise fail(str(e), EXIT_LOCKED) from None
-    except (StoreError, ValueError, KeyError, FileNotFoundError) as e:
-        raise fail(str(e.args[0]) if isinstance(e, KeyError) else str(e)) from None
 
 
 @app.command()
@@ -106,8 +81,7 @@ def search(
         sys.stdout.write(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
         return
     for rank, r in enumerate(results, 1):
-        pages = f"p.{r.page_start}" + (f"-{r.page_end}" if r.page_end != r.page_start else "")
-        out.print(f"[bold]{rank}. {r.doc} {pages}[/bold]  score {r.score:.4f}", highlight=False)
+        out.print(f"[bold]{rank}. {r.label()}[/bold]  score {r.score:.4f}", highlight=False)
         out.print("   " + " ".join(r.text.split())[:300], highlight=False)
     if not results:
         out.print("no results")
@@ -120,8 +94,8 @@ def status(
 ) -> None:
     """Show the index: model, index type, chunking, counts."""
     settings = run_guarded(lambda: load_settings(index=index))
-    snap = run_guarded(lambda: IndexStore(settings.index).open())
-    documents = snap.documents()
+    with run_guarded(lambda: IndexStore(settings.index).open()) as snap:
+        documents = snap.documents()  # name, n_chunks and manifest stay readable once closed
     info = {
         "index": str(settings.index),
         "generation": snap.name,
@@ -146,7 +120,8 @@ def docs_list(
 ) -> None:
     """List indexed documents."""
     settings = run_guarded(lambda: load_settings(index=index))
-    documents = run_guarded(lambda: IndexStore(settings.index).open()).documents()
+    with run_guarded(lambda: IndexStore(settings.index).open()) as snap:
+        documents = snap.documents()
     if as_json:
         sys.stdout.write(json.dumps([d.__dict__ for d in documents], indent=2) + "\n")
         return
@@ -192,10 +167,8 @@ EngineOpt = Annotated[str | None, typer.Option(help="transformers (default, embe
 def _print_sources(answer) -> None:
     cited = {c.n: c for c in answer.citations}
     for n, source in enumerate(answer.sources, 1):
-        end = f"-{source.page_end}" if source.page_end != source.page_start else ""
-        pages = f"p.{source.page_start}{end}"
         mark = "cited" if n in cited and not cited[n].attributed else "matched" if n in cited else ""
-        out.print(f"  [{n}] {source.doc} {pages} {mark}", highlight=False)
+        out.print(f"  [{n}] {source.label()} {mark}", highlight=False)
     if answer.invalid_citations:
         out.print(f"  removed citations to missing sources: {answer.invalid_citations}", highlight=False)
 
@@ -213,7 +186,10 @@ def ask(
 
     settings = run_guarded(lambda: load_settings(index=index, engine=engine))
     chat = run_guarded(lambda: open_chat(settings))
-    answer = run_guarded(lambda: chat.ask(question, session))
+    try:
+        answer = run_guarded(lambda: chat.ask(question, session))
+    finally:
+        chat.close()
     if as_json:
         sys.stdout.write(json.dumps(answer.to_dict(), indent=2) + "\n")
         return
@@ -232,21 +208,29 @@ def chat(
 
     settings = run_guarded(lambda: load_settings(index=index, engine=engine))
     conversation = run_guarded(lambda: open_chat(settings))
-    session_id = run_guarded(lambda: conversation.sessions.create(session))
-    out.print(f"session {session_id}; Ctrl-D to quit", style="dim")
+    try:
+        session_id = run_guarded(lambda: conversation.sessions.create(session))
+        out.print(f"session {session_id}; Ctrl-D to quit", style="dim")
+        while question := _read_question():
+            turn = conversation.turn(question, session_id)
+            for piece in turn:
+                out.print(piece, end="", highlight=False)
+            out.print()
+            _print_sources(turn.answer)
+    finally:
+        conversation.close()
+
+
+def _read_question() -> str | None:
+    """The next non-empty line typed; None at Ctrl-D or Ctrl-C."""
     while True:
         try:
             question = input("> ").strip()
         except (EOFError, KeyboardInterrupt):
             out.print()
-            return
-        if not question:
-            continue
-        turn = conversation.turn(question, session_id)
-        for piece in turn:
-            out.print(piece, end="", highlight=False)
-        out.print()
-        _print_sources(turn.answer)
+            return None
+        if question:
+            return question
 
 
 @app.command()
@@ -254,24 +238,29 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="Where to write the PDFs and the index")] = Path(
         "demo"
     ),
-    query: Annotated[str, typer.Option(help="What to search for")] = (
-        "How does re-indexing stay safe when the process crashes?"
-    ),
+    question: Annotated[
+        str | None, typer.Option(help="What to search for and answer [default: how re-indexing is safe]")
+    ] = None,
 ) -> None:
-    """Render ragstack's own docs to PDF, ingest them, and search them."""
+    """Render ragstack's own docs to PDF, ingest them, search them and answer a question."""
     from rag.demo import run_demo
 
-    report, results = run_guarded(lambda: run_demo(workdir, query))
+    report, results, answer = run_guarded(lambda: run_demo(workdir, question))
     out.print(f"ingested {report.count('added') + report.count('updated')} new PDF(s), "
-              f"{report.pages} pages, into {workdir / 'index'}; searching: {query!r}")
+              f"{report.pages} pages, into {workdir / 'index'}")
+    out.print(f"\nsearch: {answer.question}", highlight=False)
     for rank, r in enumerate(results, 1):
-        out.print(f"[bold]{rank}. {r.doc} p.{r.page_start}[/bold]  score {r.score:.4f}")
+        out.print(f"[bold]{rank}. {r.label()}[/bold]  score {r.score:.4f}", highlight=False)
         out.print("   " + " ".join(r.text.split())[:300], highlight=False)
+    out.print(f"\nask: {answer.question}", highlight=False)
+    out.print(answer.text, highlight=False)
+    _print_sources(answer)
 
 
 def _add_commands() -> None:
-    """Commands of the packages built on rag (eval, serve) register through entry points, so
-    that rag itself imports neither."""
+    """Commands of the packages built on rag (eval, serve, the fine-tuning ones) register
+    through entry points, so that rag itself imports none of them; they import rag.terminal,
+    never this module."""
     from importlib.metadata import entry_points
 
     for entry in entry_points(group="ragstack.commands"):
@@ -281,6 +270,4 @@ def _add_commands() -> None:
 _add_commands()
 
 if __name__ == "__main__":
-    from rag.cli import app as registered  # `python -m rag.cli`: the module the commands registered on
-
-    registered()
+    app()

@@ -11,10 +11,9 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 
-from rag.generation import Generator, Message, generate
+from rag.generation import Generator, Message, close_generator, generate
 
 REWRITE_PROMPT = (
     "Rewrite the follow-up question as one standalone question that can be understood without "
@@ -224,6 +223,12 @@ class Chat:
             pass
         return turn.answer
 
+    def close(self) -> None:
+        """Stop a vLLM the generator started and close the session file."""
+        close_generator(self.answerer.generator)
+        if self.sessions is not None:
+            self.sessions.close()
+
 
 class ChatTurn:
     def __init__(self, chat: Chat, session_id: str | None, stream):
@@ -240,19 +245,17 @@ class ChatTurn:
                 self.session_id,
                 "assistant",
                 self.answer.text,
-                {"query": self.answer.query, "citations": [asdict(c) for c in self.answer.citations]},
+                {"query": self.answer.query, "citations": [c.to_dict() for c in self.answer.citations]},
             )
 
 
 def open_chat(settings, generator: Generator | None = None, retriever=None) -> Chat:
     """The Chat the settings describe: their index, generator engine and session file."""
     from rag.answer import Answerer
-    from rag.generation import load_generator
+    from rag.generation import open_generator
     from rag.retrieval import Retriever
 
     retriever = retriever or Retriever(settings.index)
-    generator = generator or load_generator(
-        settings.engine, settings.llm_model, settings.llm_base_url, settings.llm_api_key, settings.llm_adapter
-    )
+    generator = generator or open_generator(settings)
     answerer = Answerer.from_settings(retriever, generator, settings)
     return Chat(answerer, SessionStore(settings.sessions))

@@ -1,6 +1,7 @@
-"""`rag demo`: render this project's own docs to PDF, ingest them, and search them.
+"""`rag demo`: render this project's own docs to PDF, ingest them, search them, and answer a
+question from them with citations.
 
-Needs nothing but the installed package: the documents are written here, the model is bundled.
+Needs nothing but the installed package: the documents are written here, the models are bundled.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from pathlib import Path
 
 from fpdf import FPDF
 
+from rag.answer import Answer, Answerer
+from rag.generation import close_generator, open_generator
 from rag.ingest import IngestReport, ingest
 from rag.retrieval import Retriever, SearchResult
 from rag.settings import Settings
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEMO_QUESTION = "How does re-indexing stay safe when the process crashes?"
 
 
 def demo_sources() -> dict[str, str]:
@@ -49,11 +53,23 @@ def render_pdf(text: str, path: Path, lines_per_page: int = 45) -> Path:
     return path
 
 
-def run_demo(workdir: Path, query: str) -> tuple[IngestReport, list[SearchResult]]:
+def run_demo(
+    workdir: Path, question: str | None = None
+) -> tuple[IngestReport, list[SearchResult], Answer]:
+    """Ingest the docs into `workdir`/index, then search for `question` (DEMO_QUESTION when
+    None) and answer it: the ingest report, the three best chunks, the cited answer."""
+    question = question or DEMO_QUESTION
     pdfs = workdir / "pdfs"
     pdfs.mkdir(parents=True, exist_ok=True)
     for name, text in demo_sources().items():
         render_pdf(text, pdfs / f"{name}.pdf")
     settings = Settings(index=workdir / "index")
     report = ingest([pdfs], settings)
-    return report, Retriever(settings.index).search(query, k=3)
+    retriever = Retriever(settings.index)
+    results = retriever.search(question, k=3)
+    generator = open_generator(settings)
+    try:
+        answer = Answerer.from_settings(retriever, generator, settings).answer(question)
+    finally:
+        close_generator(generator)
+    return report, results, answer

@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
-EXTRACTORS = ("pdfium", "pypdf", "pymupdf")
+Extractor = Literal["pdfium", "pypdf", "pymupdf"]
+EXTRACTORS: tuple[Extractor, ...] = get_args(Extractor)
 logging.getLogger("pypdf").setLevel(logging.ERROR)  # damaged files are reported, not logged
 
 
@@ -25,17 +26,6 @@ class DocumentError(Exception):
     def __init__(self, kind: str, message: str):
         super().__init__(message)
         self.kind = kind
-
-
-@dataclass
-class Document:
-    """A document's text, one string per page; `name` is what citations show."""
-
-    name: str
-    path: str
-    sha256: str
-    size: int
-    pages: list[str] = field(default_factory=list)
 
 
 def file_sha256(path: Path) -> str:
@@ -82,17 +72,6 @@ def extract_pages(path: Path, extractor: str = "pdfium") -> list[str]:
             "(run OCR first, e.g. `ocrmypdf in.pdf out.pdf`)",
         )
     return pages
-
-
-def load_document(path: Path, extractor: str = "pdfium", name: str | None = None) -> Document:
-    pages = extract_pages(path, extractor)
-    return Document(
-        name=name or path.name,
-        path=str(path.resolve()),
-        sha256=file_sha256(path),
-        size=path.stat().st_size,
-        pages=pages,
-    )
 
 
 def _clean(text: str) -> str:

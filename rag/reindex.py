@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from indexes import IndexStore, Manifest, StoreError
-from rag.embedding import load_embedder
+from rag.embedders import load_embedder
 from rag.settings import Settings
 
 
@@ -43,39 +43,38 @@ def reindex(
     """
     started = time.perf_counter()
     source = IndexStore(settings.index)
-    snapshot = source.open()
-    destination = IndexStore(target) if target is not None else source
-    if target is not None and Path(target).resolve() == source.root.resolve():
-        destination = source
-    if destination is not source and destination.exists():
-        raise StoreError(f"{target} already holds an index: choose an empty directory")
-    if Path(model).expanduser().is_dir():  # an absolute path keeps the index usable from anywhere
-        model = str(Path(model).expanduser().resolve())
-    embedder = load_embedder(
-        model, settings.embed_backend, settings.embed_batch_size, settings.embed_precision
-    )
-    if snapshot.manifest.chunk_size > embedder.max_tokens:
-        raise ValueError(
-            f"the index's chunks are {snapshot.manifest.chunk_size} tokens but {model} reads only "
-            f"{embedder.max_tokens}: ingest again into a new index with --model {model}"
+    with source.open() as snapshot:
+        destination = IndexStore(target) if target is not None else source
+        if target is not None and Path(target).resolve() == source.root.resolve():
+            destination = source
+        if destination is not source and destination.exists():
+            raise StoreError(f"{target} already holds an index: choose an empty directory")
+        if Path(model).expanduser().is_dir():  # an absolute path keeps the index usable from anywhere
+            model = str(Path(model).expanduser().resolve())
+        embedder = load_embedder(
+            model, settings.embed_backend, settings.embed_batch_size, settings.embed_precision
         )
-    with destination.writer() as writer:
-        # the published generation may have changed since we opened it: take the writer's view
-        current = writer.current if destination is source else snapshot
-        chunks = current.records.all_chunks()
-        documents = current.documents()
-        vectors = embedder.encode([c.text for c in chunks], progress=progress)
-        manifest = Manifest(
-            **{
-                **current.manifest.__dict__,
-                "model": model,
-                "dimension": int(vectors.shape[1]) if len(vectors) else embedder.dimension,
-                "embed_backend": settings.embed_backend,
-            }
-        )
-        published = writer.publish(manifest, documents, chunks, np.asarray(vectors))
-        previous = current.manifest.model
-    snapshot.close()
+        if snapshot.manifest.chunk_size > embedder.max_tokens:
+            raise ValueError(
+                f"the index's chunks are {snapshot.manifest.chunk_size} tokens but {model} reads "
+                f"only {embedder.max_tokens}: ingest again into a new index with --model {model}"
+            )
+        with destination.writer() as writer:
+            # the published generation may have changed since we opened it: take the writer's view
+            current = writer.current if destination is source else snapshot
+            chunks = current.records.all_chunks()
+            documents = current.documents()
+            vectors = embedder.encode([c.text for c in chunks], progress=progress)
+            manifest = Manifest(
+                **{
+                    **current.manifest.__dict__,
+                    "model": model,
+                    "dimension": int(vectors.shape[1]) if len(vectors) else embedder.dimension,
+                    "embed_backend": settings.embed_backend,
+                }
+            )
+            published = writer.publish(manifest, documents, chunks, np.asarray(vectors))
+            previous = current.manifest.model
     return ReindexReport(
         str(destination.root), published.name, model, previous, len(chunks), time.perf_counter() - started
     )

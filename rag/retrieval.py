@@ -8,33 +8,27 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
-from typing import Literal
+from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 
-from indexes import IndexStore, Snapshot, bm25, dense
-from rag.embedding import Embedder, load_embedder
+from indexes import Chunk, IndexStore, Snapshot, bm25, dense
+from rag.embedders import load_embedder
+from rag.embedding import Embedder
 
 Mode = Literal["dense", "bm25", "hybrid"]
-MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
+MODES: tuple[Mode, ...] = get_args(Mode)
 RRF_K = 60  # the constant of Cormack et al. (2009); ranks past ~100 barely count
 CANDIDATES = 100  # per retriever before fusion
 
 
-@dataclass
-class SearchResult:
-    chunk_id: str
-    doc: str
-    page_start: int
-    page_end: int
+@dataclass(frozen=True, kw_only=True)
+class SearchResult(Chunk):
+    """A chunk found for a query, with its fused score."""
+
     score: float
-    text: str
     similarity: float | None = None  # cosine of query and chunk; None in bm25 mode
-
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class Retriever:
@@ -78,6 +72,9 @@ class Retriever:
                     self._snapshot.manifest.model, self._snapshot.manifest.embed_backend
                 ):
                     self.embedder = load_embedder(manifest.model, manifest.embed_backend)
+                # not closed here: searches that began on the old one may still be reading it,
+                # and `snapshot()` hands it out; it closes (SQLite connection included) when
+                # the last of them lets go of it, by reference counting
                 self._snapshot = snap
             return self._snapshot, self.embedder
 
@@ -144,7 +141,7 @@ class Retriever:
         if query is not None and keep:
             similarity = (np.asarray(snap.vectors[[r for _, r in keep]]) @ query).tolist()
         return [
-            SearchResult(c.chunk_id, c.doc, c.page_start, c.page_end, s, c.text, sim)
+            SearchResult(**vars(c), score=s, similarity=sim)
             for (s, _), c, sim in zip(keep, records, similarity, strict=True)
         ]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -18,11 +17,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from rag.embedding import DEFAULT_MODEL
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "ragstack"
+from rag.answer import ANSWER_K, MAX_TOKENS, MIN_SIMILARITY
+from rag.documents import Extractor
+from rag.embedders import Backend
+from rag.embedding import DEFAULT_MODEL, Precision
+from rag.generation import DEFAULT_GENERATOR, Engine
+from rag.paths import data_dir
+from rag.retrieval import Mode
 
 
 def default_index_dir() -> Path:
@@ -52,22 +53,22 @@ class Settings(BaseSettings):
     chunk_size: int = Field(200, ge=8, description="tokens per chunk (MiniLM reads 254)")
     chunk_overlap: int = Field(32, ge=0)
     index_type: str = "auto"
-    embed_backend: Literal["torch", "onnx-int8"] = "torch"
-    embed_precision: Literal["auto", "fp32", "bf16"] = "auto"
-    extractor: Literal["pdfium", "pypdf", "pymupdf"] = "pdfium"
+    embed_backend: Backend = "torch"
+    embed_precision: Precision = "auto"
+    extractor: Extractor = "pdfium"
     embed_batch_size: int = Field(32, ge=1)
     top_k: int = Field(10, ge=1)
-    mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    mode: Mode = "hybrid"
 
     # answering (rag.answer, rag.generation, rag.conversation)
-    engine: Literal["transformers", "openai", "vllm"] = "transformers"
-    llm_model: str = Field("SmolLM2-135M-Instruct", description="generator: bundled name, dir or hub id")
+    engine: Engine = "transformers"
+    llm_model: str = Field(DEFAULT_GENERATOR, description="generator: bundled name, dir or hub id")
     llm_adapter: str | None = Field(None, description="LoRA adapter (rag finetune-llm) on the generator")
     llm_base_url: str | None = Field(None, description="OpenAI-compatible server for the openai engine")
     llm_api_key: str | None = None
-    answer_k: int = Field(3, ge=1, description="sources given to the generator")
-    min_similarity: float = Field(0.25, description="below this best-source cosine: not in the documents")
-    max_tokens: int = Field(160, ge=1, description="answer length bound")
+    answer_k: int = Field(ANSWER_K, ge=1, description="sources given to the generator")
+    min_similarity: float = Field(MIN_SIMILARITY, description="below this best-source cosine: no answer")
+    max_tokens: int = Field(MAX_TOKENS, ge=1, description="answer length bound")
     sessions: Path = Field(default_factory=default_sessions_file)
 
     # serving (serve/)

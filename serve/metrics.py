@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 
@@ -31,3 +35,14 @@ class Metrics:
 
     def render(self) -> str:
         return generate_latest(self.registry).decode()
+
+
+async def measure_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """HTTP middleware: count each request and time it, by route template (not by path: one
+    series per route, whatever the ids in it)."""
+    start = time.perf_counter()
+    response = await call_next(request)
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    seconds = time.perf_counter() - start
+    request.app.state.rag.metrics.request(request.method, route, response.status_code, seconds)
+    return response

@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rag.conversation import SessionStore
+from rag.retrieval import Mode
+
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -40,6 +43,34 @@ class ChatRequest(BaseModel):
             raise ValueError("the last message must be a non-empty user message")
         return messages
 
+    @field_validator("session_id")
+    @classmethod
+    def valid_session_id(cls, session_id: str | None) -> str | None:
+        if session_id is not None and not SessionStore.valid_id(session_id):
+            raise ValueError("1-128 letters, digits or _.:-")
+        return session_id
+
+    def question(self) -> str:
+        return self.messages[-1].text()
+
+    def history(self) -> list[dict] | None:
+        """The earlier user and assistant turns; None when there are none, so that the session's
+        history (if any) is used instead."""
+        earlier = [
+            {"role": m.role, "content": m.text()}
+            for m in self.messages[:-1]
+            if m.role in ("user", "assistant")
+        ]
+        return earlier or None
+
+    def answer_options(self) -> dict:
+        """Keyword arguments of rag.answer.Answerer.stream."""
+        return {
+            "docs": self.docs,
+            "temperature": self.temperature,
+            "max_tokens": self.max_completion_tokens or self.max_tokens,
+        }
+
 
 class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -55,9 +86,12 @@ class EmbeddingRequest(BaseModel):
             raise ValueError("at most 2048 inputs per request")
         return value
 
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else self.input
+
 
 class SearchRequest(BaseModel):
     query: str = Field(min_length=1)
     k: int = Field(10, ge=1, le=1000)
-    mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    mode: Mode = "hybrid"
     docs: list[str] | None = None

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +19,27 @@ SHARED_DATA = Path(os.environ.get("RAG_SHARED_DATA", Path(__file__).resolve().pa
 needs_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"evaluation data not found at {SHARED_DATA} (CI has it)"
 )
+
+
+def rag_cli(
+    *args: str, env: dict | None = None, stdin: str | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """Run `rag ARGS` as a user does, in its own process; `env` is added to this one's."""
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

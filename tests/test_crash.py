@@ -1,72 +1,164 @@
-"""A writer killed at any moment leaves the previous generation usable; a re-run completes."""
+"""A writer killed at any moment leaves the previous generation usable; a re-run completes.
 
-import os
+`rag ingest` runs in a child process that SIGKILLs itself at a chosen point (the functions it
+would call there are replaced before the command starts), so each test knows exactly what the
+crash interrupted instead of guessing from a sleep.
+"""
+
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import numpy as np
 from pdfs import lorem, make_pdf
 
-from indexes import IndexStore
+from indexes import IndexStore, text_hash
 from rag.ingest import ingest
 from rag.retrieval import Retriever
+from rag.settings import Settings
+
+# Runs `rag ARGS` after arranging a SIGKILL (no clean-up, no flush, as a power cut or the OOM
+# killer) at the point named by argv[1]:
+#   embedding   when the embedder is called a second time: one group of vectors is staged
+#   publish     when the writer starts publishing: every vector is staged, nothing written
+#   rename      when the new generation is complete on disk, before it is renamed into place
+#   swap        when it is in place, before CURRENT names it
+#   collect     after CURRENT names it, before old generations and staging are cleared
+KILL_AT = """
+import os, signal, sys
+import indexes.store as store
+from rag.embedding import Embedder
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+point = sys.argv.pop(1)
+if point == "embedding":
+    encode, calls = Embedder.encode, []
+    def encode_then_die(self, texts, *args, **kwargs):
+        calls.append(len(texts))
+        if len(calls) == 2:
+            die()
+        return encode(self, texts, *args, **kwargs)
+    Embedder.encode = encode_then_die
+elif point == "publish":
+    store.Writer.publish = die
+elif point == "rename":
+    store._fsync_tree = die
+elif point == "swap":
+    store._atomic_write = die
+elif point == "collect":
+    store.Writer._collect_garbage = die
+else:
+    raise SystemExit(f"unknown kill point {point}")
+from rag.cli import app
+app(prog_name="rag")
+"""
+ORIGINAL = {"plants.pdf", "space.pdf", "zoo.pdf"}
 
 
-def start_ingest(folder: Path, index: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "ingest", str(folder), "--index", str(index), "-q"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+def ingest_killed_at(point: str, folder: Path, index: Path) -> None:
+    """`rag ingest` of `folder`, killed at `point`; fails if it got through without dying."""
+    done = subprocess.run(
+        [sys.executable, "-c", KILL_AT, point, "ingest", str(folder), "--index", str(index), "-q"],
+        capture_output=True, text=True, timeout=600,
     )
+    assert done.returncode == -signal.SIGKILL, f"not killed at {point}: {done.stdout}{done.stderr}"
 
 
-def add_batch(folder: Path, n: int) -> None:
+def add_batch(folder: Path, n: int) -> set[str]:
+    """`n` PDFs of three pages, about 30 chunks of 64 tokens each, every chunk's text its own."""
     for i in range(n):
-        make_pdf(folder / f"batch{i:02d}.pdf", [lorem(f"topic{i}", 60) for _ in range(3)])
+        make_pdf(folder / f"batch{i:02d}.pdf", [lorem(f"topic{i}x{p}", 45) for p in range(3)])
+    return {f"batch{i:02d}.pdf" for i in range(n)}
 
 
-def test_kill_mid_ingest_keeps_old_generation_and_rerun_completes(corpus, settings, embedder) -> None:
-    ingest([corpus], settings, progress=False, embedder=embedder)
-    old_generation = IndexStore(settings.index).current_name()
-    add_batch(corpus, 24)  # several hundred chunks: several seconds of embedding
-    staging = settings.index / "staging"
-
-    proc = start_ingest(corpus, settings.index)
-    deadline = time.time() + 240
-    while not any(staging.glob("*.npz")) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, f"ingest ended before it could be killed: {proc.stderr.read()}"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-    store = IndexStore(settings.index)
-    assert store.current_name() == old_generation
-    assert {d.name for d in store.open().documents()} == {"plants.pdf", "space.pdf", "zoo.pdf"}
-    assert Retriever(settings.index, embedder).search("Europa salty ocean", k=1)[0].doc == "space.pdf"
-
-    rerun = ingest([corpus], settings, progress=False, embedder=embedder)  # the lock was freed
-    assert rerun.count("added") == 24 and rerun.chunks_reused > 0  # staged embeddings reused
-    assert len(store.open().documents()) == 27
-    assert not any(staging.glob("*"))
+def staged_hashes(index: Path) -> set[str]:
+    hashes: set[str] = set()
+    for path in (index / "staging").glob("*.npz"):
+        with np.load(path) as data:
+            hashes |= {str(h) for h in data["hashes"]}
+    return hashes
 
 
-def test_kills_at_many_moments_never_expose_half_an_index(corpus, settings, embedder) -> None:
-    ingest([corpus], settings, progress=False, embedder=embedder)
-    add_batch(corpus, 6)
-    before, after = {"plants.pdf", "space.pdf", "zoo.pdf"}, None
-    for delay in (1.0, 4.0, 6.0, 7.0, 8.0, 9.0, 11.0):
-        proc = start_ingest(corpus, settings.index)
-        time.sleep(delay)
-        proc.kill()
-        finished = proc.wait() == 0
-        snap = IndexStore(settings.index).open()  # always one complete generation
-        names = {d.name for d in snap.documents()}
-        assert names == before or names == before | {f"batch{i:02d}.pdf" for i in range(6)}
+class Counting:
+    """The real embedder, keeping the texts it is asked to embed."""
+
+    def __init__(self, embedder):
+        self.embedder, self.texts = embedder, []
+
+    def __getattr__(self, name):
+        return getattr(self.embedder, name)
+
+    def encode(self, texts, *args, **kwargs):
+        self.texts += texts
+        return self.embedder.encode(texts, *args, **kwargs)
+
+
+def assert_intact(index: Path, generation: str | None, names: set[str], embedder) -> None:
+    """The published generation is `generation`, complete and searchable, holding `names`."""
+    store = IndexStore(index)
+    assert store.current_name() == generation
+    with store.open() as snap:
+        assert {d.name for d in snap.documents()} == names
         assert snap.dense.ntotal == snap.n_chunks == len(snap.records.all_chunks())
-        if finished or names != before:
-            after = names
-            break
-    final = ingest([corpus], settings, progress=False, embedder=embedder)
-    assert len(IndexStore(settings.index).open().documents()) == 9
-    assert after is not None or final.count("added") == 6
+    assert Retriever(index, embedder).search("Europa salty ocean", k=1)[0].doc == "space.pdf"
+
+
+def test_kill_mid_embedding_keeps_old_generation_and_rerun_embeds_only_the_rest(
+    corpus, tmp_path, embedder
+) -> None:
+    # small chunks: the batch makes more than one embedding group (rag.ingest.EMBED_GROUP) quickly
+    settings = Settings(index=tmp_path / "index", chunk_size=64, chunk_overlap=8)
+    ingest([corpus], settings, progress=False, embedder=embedder)
+    old = IndexStore(settings.index).current_name()
+    batch = add_batch(corpus, 12)
+
+    ingest_killed_at("embedding", corpus, settings.index)
+    assert_intact(settings.index, old, ORIGINAL, embedder)
+    staged = staged_hashes(settings.index)
+    assert staged  # the first group's vectors survived the crash
+
+    counting = Counting(embedder)
+    rerun = ingest([corpus], settings, progress=False, embedder=counting)  # the lock was freed
+    assert rerun.count("added") == 12 and rerun.generation != old
+    assert rerun.chunks_embedded == len(counting.texts) > 0  # the groups the crash cut off
+    assert not {text_hash(t) for t in counting.texts} & staged  # no staged vector computed again
+    assert rerun.chunks_reused >= len(staged)
+    assert_intact(settings.index, rerun.generation, ORIGINAL | batch, embedder)
+    assert not any((settings.index / "staging").glob("*"))
+
+
+def test_kills_while_publishing_never_expose_half_an_index(corpus, settings, embedder) -> None:
+    ingest_killed_at("publish", corpus, settings.index)  # the very first run: nothing to keep
+    assert IndexStore(settings.index).current_name() is None and staged_hashes(settings.index)
+    counting = Counting(embedder)
+    first = ingest([corpus], settings, progress=False, embedder=counting)
+    assert first.chunks_embedded == 0 and counting.texts == []  # all of it was staged
+    old = first.generation
+    assert_intact(settings.index, old, ORIGINAL, embedder)
+    batch = add_batch(corpus, 4)
+    generations = settings.index / "generations"
+
+    ingest_killed_at("publish", corpus, settings.index)  # every new vector staged, none published
+    assert_intact(settings.index, old, ORIGINAL, embedder)
+    staged = staged_hashes(settings.index)
+
+    ingest_killed_at("rename", corpus, settings.index)  # a complete generation under a temporary name
+    assert_intact(settings.index, old, ORIGINAL, embedder)
+    assert [p.name for p in generations.glob(".tmp-*")] and staged_hashes(settings.index) == staged
+
+    ingest_killed_at("swap", corpus, settings.index)  # renamed into place, CURRENT not yet swapped
+    assert_intact(settings.index, old, ORIGINAL, embedder)
+    unpublished = sorted(p.name for p in generations.glob("gen-*") if p.name > old)
+    assert len(unpublished) == 1 and not list(generations.glob(".tmp-*"))  # the leftover was removed
+
+    ingest_killed_at("collect", corpus, settings.index)  # CURRENT swapped: the new one is published
+    new = IndexStore(settings.index).current_name()
+    assert new is not None and new > old
+    assert_intact(settings.index, new, ORIGINAL | batch, embedder)
+
+    counting = Counting(embedder)
+    final = ingest([corpus], settings, progress=False, embedder=counting)
+    assert final.count("unchanged") == 7 and final.generation == new and counting.texts == []

@@ -1,11 +1,12 @@
 """PDF loading: page numbering, the default extractor and its fallback, bad-file kinds."""
 
+import hashlib
 from pathlib import Path
 
 import pytest
 from pdfs import make_image_only_pdf, make_pdf
 
-from rag.documents import DocumentError, discover, extract_pages, load_document
+from rag.documents import DocumentError, discover, extract_pages, file_sha256
 
 
 def test_pages_are_numbered_as_a_viewer_shows_them(tmp_path: Path) -> None:
@@ -16,10 +17,24 @@ def test_pages_are_numbered_as_a_viewer_shows_them(tmp_path: Path) -> None:
     assert extract_pages(path, "pypdf")[1].strip() == pages[1].strip()
 
 
-def test_load_document_records_hash_and_size(tmp_path: Path) -> None:
-    path = make_pdf(tmp_path / "a.pdf", ["hello world"])
-    doc = load_document(path)
-    assert doc.name == "a.pdf" and doc.size == path.stat().st_size and len(doc.sha256) == 64
+def test_file_sha256_reads_the_whole_file_in_blocks(tmp_path: Path) -> None:
+    path = tmp_path / "big.pdf"
+    data = b"%PDF-1.7\n" + bytes(range(256)) * 5000  # 1.2 MiB: more than one 1 MiB block
+    path.write_bytes(data)
+    assert file_sha256(path) == hashlib.sha256(data).hexdigest()
+    path.write_bytes(data[:-1] + b"!")  # the last byte, in the second block, counts too
+    assert file_sha256(path) != hashlib.sha256(data).hexdigest()
+
+
+def test_extractors_agree_and_clean_line_ends(tmp_path: Path) -> None:
+    text = "Line one of the page ends here and the page goes on for a while. " * 6
+    path = make_pdf(tmp_path / "a.pdf", [text, "second"])
+    pdfium, pypdf = extract_pages(path, "pdfium"), extract_pages(path, "pypdf")
+    assert len(pdfium) == len(pypdf) == 2
+    assert " ".join(pdfium[0].split()) == " ".join(pypdf[0].split()) == " ".join(text.split())
+    assert "\r" not in pdfium[0] and "\ufffe" not in pdfium[0] and "\n" in pdfium[0]
+    with pytest.raises(ValueError, match="unknown extractor"):
+        extract_pages(path, "tesseract")
 
 
 def test_encrypted_with_empty_password_is_read(tmp_path: Path) -> None:

@@ -101,9 +101,9 @@ def test_qa_pairs_use_the_chunks_of_the_evidence_pages(tmp_path: Path, prose_ind
         )
         + "\n"
     )
-    snapshot = IndexStore(prose_index.index).open()
-    pair_set = qa_pairs(qa, snapshot)
-    on_page = [c for c in snapshot.records.all_chunks() if c.doc == "trains.pdf" and c.page_start == 1]
+    with IndexStore(prose_index.index).open() as snapshot:
+        pair_set = qa_pairs(qa, snapshot)
+        on_page = [c for c in snapshot.records.all_chunks() if c.doc == "trains.pdf" and c.page_start == 1]
     assert sorted(p.positive_id for p in pair_set.pairs) == sorted(c.chunk_id for c in on_page)
     assert any("1964" in p.positive for p in pair_set.pairs)
 
@@ -118,8 +118,8 @@ def test_crop_query_takes_a_sentence_out_of_its_chunk() -> None:
 
 
 def test_synthetic_pairs_round_trip_and_duplicates(prose_index) -> None:
-    snapshot = IndexStore(prose_index.index).open()
-    chunks = {c.chunk_id: c.text for c in snapshot.records.all_chunks()}
+    with IndexStore(prose_index.index).open() as snapshot:
+        chunks = {c.chunk_id: c.text for c in snapshot.records.all_chunks()}
     made = synthetic_pairs(chunks, 100, "crop", seed=3, progress=False)
     assert made.pairs and all(p.positive_id in chunks for p in made.pairs)
     doubled = PairSet(made.pairs + [Pair("dup", made.pairs[0].query.upper() + "!", "x", "y")], chunks, "t")
@@ -214,8 +214,8 @@ def test_tiny_finetune_reindexes_and_searches(tmp_path: Path, prose_index) -> No
     thread.join()
     assert result.exit_code == 0, result.output
     assert not failures and answered and all(answered)
-    snapshot = IndexStore(index).open()
-    assert snapshot.name != before and snapshot.manifest.model == str(model_dir.resolve())
+    with IndexStore(index).open() as snapshot:  # its name stays readable once closed
+        assert snapshot.name != before and snapshot.manifest.model == str(model_dir.resolve())
     hits = searcher.search("Which volcano erupts near Catania?", k=3, mode="dense")
     assert searcher.embedder.name == str(model_dir.resolve())
     assert hits and hits[0].doc == "volcanoes.pdf"
@@ -238,9 +238,9 @@ def test_clean_question_keeps_one_plain_question() -> None:
 
 def test_llm_queries_from_the_real_generator(prose_index, generator) -> None:
     """The bundled SmolLM2 writes questions for sampled chunks (3 chunks, a few seconds each)."""
-    snapshot = IndexStore(prose_index.index).open()
-    chunks = {c.chunk_id: c.text for c in snapshot.records.all_chunks()}
-    doc_of = {c.chunk_id: c.doc for c in snapshot.records.all_chunks()}
+    with IndexStore(prose_index.index).open() as snapshot:
+        chunks = {c.chunk_id: c.text for c in snapshot.records.all_chunks()}
+        doc_of = {c.chunk_id: c.doc for c in snapshot.records.all_chunks()}
     made = synthetic_pairs(chunks, 3, "llm", generator, doc_of=doc_of.get, progress=False)
     assert made.extra["sampled_chunks"] == 3 and 1 <= len(made.pairs) <= 3
     for pair in made.pairs:
@@ -251,8 +251,8 @@ def test_llm_queries_from_the_real_generator(prose_index, generator) -> None:
 def test_training_resumes_from_its_last_checkpoint(tmp_path: Path, prose_index) -> None:
     from embed_finetune.train import TrainConfig, load_model, train
 
-    snapshot = IndexStore(prose_index.index).open()
-    chunks = {c.chunk_id: c.text for c in snapshot.records.all_chunks()}
+    with IndexStore(prose_index.index).open() as snapshot:
+        chunks = {c.chunk_id: c.text for c in snapshot.records.all_chunks()}
     pairs = synthetic_pairs(chunks, 40, "crop", seed=1, progress=False).pairs
     config = TrainConfig(batch_size=4, max_steps=2, save_steps=1, negatives=0, precision="fp32")
     first = train(load_model("all-MiniLM-L6-v2", 64), pairs, chunks, tmp_path, config, progress=False)
@@ -315,10 +315,31 @@ def test_cached_and_matryoshka_losses_train(tmp_path: Path, prose_index) -> None
     )
     loss = make_loss(model, config)
     assert isinstance(loss, MatryoshkaLoss) and isinstance(loss.loss, CachedMultipleNegativesRankingLoss)
-    snapshot = IndexStore(prose_index.index).open()
-    chunks = {c.chunk_id: c.text for c in snapshot.records.all_chunks()}
+    with IndexStore(prose_index.index).open() as snapshot:
+        chunks = {c.chunk_id: c.text for c in snapshot.records.all_chunks()}
     pairs = synthetic_pairs(chunks, 20, "crop", seed=2, progress=False).pairs
     result = train(model, pairs, chunks, tmp_path, config, progress=False)
     assert result.steps == 2 and result.train_loss > 0
     with pytest.raises(ValueError, match="unknown loss"):
         TrainConfig(loss="triplet").check()
+
+
+def test_model_card_keeps_the_library_card_and_replaces_its_section(tmp_path: Path) -> None:
+    """The card writer both fine-tuning commands use, on before/after runs as they leave them."""
+    from eval.compare import compare_runs
+    from eval.model_card import write_card
+
+    for name, value in (("base", 0.5), ("tuned", 0.75)):
+        (tmp_path / "eval" / name).mkdir(parents=True)
+        figures = {"held-out dense": {"mrr@10": value}}
+        (tmp_path / "eval" / name / "results.json").write_text(json.dumps({"figures": figures}))
+    report = tmp_path / "eval"
+    comparison = compare_runs(report / "base", report / "tuned", out=report / "compare.md")
+    (tmp_path / "README.md").write_text("# MiniLM tuned\n\nWhat sentence-transformers wrote.\n")
+    for _ in range(2):  # a second run (--resume) replaces the section rather than adding one
+        write_card(tmp_path, ["- Base model: `x`"], comparison, "Use it.", {"base_model": "x"})
+    card = (tmp_path / "README.md").read_text()
+    assert card.startswith("# MiniLM tuned\n\nWhat sentence-transformers wrote.\n\n## ragstack fine-tuning")
+    assert card.count("## ragstack fine-tuning") == 1 and card.rstrip().endswith("Use it.")
+    assert "| held-out dense | 0.5000 -> 0.7500 (+0.2500) |" in card and "`eval/compare.md`" in card
+    assert json.loads((tmp_path / "ragstack-finetune.json").read_text()) == {"base_model": "x"}

@@ -23,10 +23,18 @@ def test_bf16_vectors_match_fp32(embedder) -> None:
     np.testing.assert_allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)
 
 
-def test_precision_choice() -> None:
-    assert resolve_precision("auto", "cuda") == "fp32"
-    assert resolve_precision("fp32", "cpu") == "fp32"
-    assert resolve_precision("auto", "cpu") in ("bf16", "fp32")
+@pytest.mark.parametrize(
+    "avx512_bf16, amx, expected",
+    [(True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")],
+)
+def test_auto_precision_follows_the_cpus_bfloat16_support(monkeypatch, avx512_bf16, amx, expected) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert resolve_precision("auto", "cpu") == expected
+    assert resolve_precision("auto", "cuda") == "fp32"  # "auto" picks bf16 on a CPU only
+    assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
     with pytest.raises(ValueError, match="unknown precision"):
         resolve_precision("fp8", "cpu")
 

@@ -1,13 +1,11 @@
 """Retrieval evaluation: metrics on hand-computed cases, the pdfqa and BEIR commands end to end."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA, needs_shared_data
+from conftest import SHARED_DATA, needs_shared_data, rag_cli
+from pdfs import make_pdf
 
 from eval.metrics import ranking_metrics
 
@@ -47,23 +45,16 @@ def test_pdfqa_command_scores_page_hits(corpus: Path, tmp_path: Path) -> None:
     ]
     qa.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     out = tmp_path / "run"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rag.cli",
-            "eval",
-            "pdfqa",
-            str(qa),
-            "--pdfs",
-            str(corpus),
-            "--index",
-            str(tmp_path / "idx"),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
+    done = rag_cli(
+        "eval",
+        "pdfqa",
+        str(qa),
+        "--pdfs",
+        str(corpus),
+        "--index",
+        str(tmp_path / "idx"),
+        "--out",
+        str(out),
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
@@ -79,24 +70,59 @@ def test_pdfqa_command_scores_page_hits(corpus: Path, tmp_path: Path) -> None:
 def test_bad_question_file_is_a_clear_error(tmp_path: Path, corpus: Path) -> None:
     qa = tmp_path / "qa.jsonl"
     qa.write_text('{"question": "no id"}\n')
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rag.cli",
-            "eval",
-            "pdfqa",
-            str(qa),
-            "--pdfs",
-            str(corpus),
-            "--index",
-            str(tmp_path / "idx"),
-        ],
-        capture_output=True,
-        text=True,
+    done = rag_cli(
+        "eval",
+        "pdfqa",
+        str(qa),
+        "--pdfs",
+        str(corpus),
+        "--index",
+        str(tmp_path / "idx"),
         timeout=300,
     )
     assert done.returncode == 2 and "not a question record" in done.stderr
+
+
+def test_cached_index_holds_exactly_its_folder(tmp_path: Path, monkeypatch) -> None:
+    """`rag eval pdfqa` without --index caches an index per folder: `a/pdfs` and `b/pdfs` get
+    one each (once they shared one by name, and b's run searched a's PDFs too), and a PDF
+    removed from its folder leaves the cached index."""
+    from typer.testing import CliRunner
+
+    from indexes import IndexStore
+    from rag.cli import app
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    a, b = tmp_path / "a" / "pdfs", tmp_path / "b" / "pdfs"
+    a.mkdir(parents=True)
+    b.mkdir(parents=True)
+    make_pdf(a / "zoo.pdf", ["Zebras migrate across the Serengeti every July in search of fresh grass."])
+    make_pdf(a / "plants.pdf", ["Photosynthesis turns sunlight into chemical energy inside chloroplasts."])
+    make_pdf(b / "space.pdf", ["Jupiter's moon Europa hides a salty ocean beneath its icy crust."])
+    qa = tmp_path / "qa.jsonl"
+    evidence = [{"doc": "zoo.pdf", "page": 1}]
+    question = {"id": "z", "question": "Where do zebras migrate?", "evidence": evidence}
+    qa.write_text(json.dumps(question) + "\n")
+
+    def evaluate(pdfs: Path, run: str) -> tuple[str, set[str], set[str]]:
+        """(the index searched, its documents, the documents retrieved for the question)."""
+        args = ["eval", "pdfqa", str(qa), "--pdfs", str(pdfs), "--mode", "dense"]
+        result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / run)])
+        assert result.exit_code == 0, result.output
+        results = json.loads((tmp_path / run / "results.json").read_text())
+        index = results["settings"]["index"]
+        with IndexStore(index).open() as snapshot:
+            indexed = {d.name for d in snapshot.documents()}
+        return index, indexed, {doc for doc, _, _ in results["per_question"][0]["retrieved"]["dense"]}
+
+    index_a, indexed, retrieved = evaluate(a, "a1")
+    assert indexed == {"zoo.pdf", "plants.pdf"} and retrieved <= indexed
+    index_b, indexed, retrieved = evaluate(b, "b")
+    assert indexed == retrieved == {"space.pdf"}
+    assert index_a != index_b and Path(index_b).is_relative_to(tmp_path / "cache")
+    (a / "plants.pdf").unlink()
+    again, indexed, retrieved = evaluate(a, "a2")
+    assert again == index_a and indexed == retrieved == {"zoo.pdf"}
 
 
 @needs_shared_data
@@ -117,17 +143,17 @@ def test_financebench_pdfs_give_their_pages(tmp_path: Path, embedder) -> None:
     settings = Settings(index=tmp_path / "idx")
     report = ingest([folder], settings, progress=False, embedder=embedder)
     assert not report.failed
-    snap = IndexStore(settings.index).open()
-    for doc in snap.documents():
-        assert doc.pages == len(pypdfium2.PdfDocument(str(folder / doc.name)))
-    spans = [(c.page_start, c.page_end) for c in snap.records.all_chunks()]
-    assert min(s for s, _ in spans) == 1 and all(s <= e for s, e in spans)
     questions = [json.loads(line) for line in open(SHARED_DATA / "financebench" / "qa.jsonl")]
     asked = [q for q in questions if q["evidence"][0]["doc"] in chosen]
     assert asked
-    for q in asked:
-        e = q["evidence"][0]
-        assert snap.records.chunks_covering(e["doc"], e["page"])
+    with IndexStore(settings.index).open() as snap:
+        for doc in snap.documents():
+            assert doc.pages == len(pypdfium2.PdfDocument(str(folder / doc.name)))
+        spans = [(c.page_start, c.page_end) for c in snap.records.all_chunks()]
+        assert min(s for s, _ in spans) == 1 and all(s <= e for s, e in spans)
+        for q in asked:
+            e = q["evidence"][0]
+            assert snap.records.chunks_covering(e["doc"], e["page"])
 
 
 @pytest.mark.slow
@@ -142,26 +168,19 @@ def test_scifact_figures(tmp_path: Path) -> None:
     far below it) to +0.015 (what best-chunk scoring adds).
     """
     out = tmp_path / "run"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rag.cli",
-            "eval",
-            "retrieval",
-            "--beir",
-            str(SHARED_DATA / "scifact"),
-            "--split",
-            "test",
-            "--index",
-            str(tmp_path / "idx"),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
+    done = rag_cli(
+        "eval",
+        "retrieval",
+        "--beir",
+        str(SHARED_DATA / "scifact"),
+        "--split",
+        "test",
+        "--index",
+        str(tmp_path / "idx"),
+        "--out",
+        str(out),
         timeout=1800,
-        env={**os.environ, "RAG_EMBED_PRECISION": "fp32"},
+        env={"RAG_EMBED_PRECISION": "fp32"},
     )
     assert done.returncode == 0, done.stderr
     figures = json.loads((out / "results.json").read_text())["figures"]

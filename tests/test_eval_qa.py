@@ -1,10 +1,9 @@
 """`rag eval qa` end to end through the CLI (real MiniLM and SmolLM2), its report, and compare."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from conftest import rag_cli
 
 QUESTIONS = [
     {
@@ -28,11 +27,8 @@ QUESTIONS = [
 ]
 
 
-def rag(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RAG_SESSIONS": str(tmp_path / "s.sqlite")}
-    return subprocess.run(
-        [sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, timeout=900, env=env
-    )
+def rag(*args: str, tmp_path: Path):
+    return rag_cli(*args, env={"RAG_SESSIONS": str(tmp_path / "s.sqlite")}, timeout=900)
 
 
 def test_eval_qa_report_and_compare(reports: Path, tmp_path: Path) -> None:
@@ -100,7 +96,7 @@ def test_eval_qa_report_and_compare(reports: Path, tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no results.json" in missing.stderr
 
 
-def test_eval_squad_indexes_the_contexts(tmp_path: Path) -> None:
+def test_eval_qa_on_squad_indexes_the_contexts(tmp_path: Path) -> None:
     squad = {
         "version": "1.1",
         "data": [
@@ -144,7 +140,7 @@ def test_eval_squad_indexes_the_contexts(tmp_path: Path) -> None:
     path.write_text(json.dumps(squad))
     done = rag(
         "eval",
-        "squad",
+        "qa",
         str(path),
         "--index",
         str(tmp_path / "index"),
@@ -154,7 +150,7 @@ def test_eval_squad_indexes_the_contexts(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     results = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert results["contexts"] == 2 and results["questions"] == 2
+    assert results["documents"] == 2 and results["questions"] == 2
     assert results["figures"]["retrieval (hybrid)"]["hit_rate@1"] == 1.0  # each question finds its paragraph
     rows = {r["id"]: r for r in results["per_question"]}
     assert rows["k1"]["evidence"] == [{"doc": "Koalas-1", "page": 1}]
@@ -162,6 +158,7 @@ def test_eval_squad_indexes_the_contexts(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "report.md").is_file()
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]")
+    # `rag eval squad` is the command's former name
     failed = rag("eval", "squad", str(bad), "--index", str(tmp_path / "index2"), tmp_path=tmp_path)
     assert failed.returncode == 2 and "not a SQuAD JSON file" in failed.stderr
 

@@ -13,8 +13,13 @@ from rag.settings import Settings
 
 
 def chunk_ids(index: Path, doc: str) -> list[str]:
-    snap = IndexStore(index).open()
-    return [c.chunk_id for c in snap.records.all_chunks() if c.doc == doc]
+    with IndexStore(index).open() as snap:
+        return [c.chunk_id for c in snap.records.all_chunks() if c.doc == doc]
+
+
+def doc_names(index: Path) -> set[str]:
+    with IndexStore(index).open() as snap:
+        return {d.name for d in snap.documents()}
 
 
 def test_ingest_indexes_every_good_file_with_pages(corpus, settings, embedder) -> None:
@@ -22,12 +27,12 @@ def test_ingest_indexes_every_good_file_with_pages(corpus, settings, embedder) -
     assert sorted(f.name for f in report.files if f.status == "added") == [
         "plants.pdf", "space.pdf", "zoo.pdf"
     ]
-    snap = IndexStore(settings.index).open()
-    docs = {d.name: d for d in snap.documents()}
+    with IndexStore(settings.index).open() as snap:
+        docs = {d.name: d for d in snap.documents()}
+        europa = [c for c in snap.records.all_chunks() if "Europa" in c.text]
+        assert snap.vectors.shape == (snap.n_chunks, 384) and snap.dense.ntotal == snap.n_chunks
     assert docs["space.pdf"].pages == 4 and docs["zoo.pdf"].pages == 3
-    europa = [c for c in snap.records.all_chunks() if "Europa" in c.text]
     assert europa and all(c.doc == "space.pdf" and c.page_end == 4 for c in europa)
-    assert snap.vectors.shape == (snap.n_chunks, 384) and snap.dense.ntotal == snap.n_chunks
 
 
 def test_reingest_does_no_work(corpus, settings, embedder) -> None:
@@ -62,20 +67,19 @@ def test_prune_deletes_removed_files(corpus, settings, embedder) -> None:
     ingest([corpus], settings, progress=False, embedder=embedder)
     (corpus / "space.pdf").unlink()
     kept = ingest([corpus], settings, progress=False, embedder=embedder)
-    assert "space.pdf" in {d.name for d in IndexStore(settings.index).open().documents()}
+    assert "space.pdf" in doc_names(settings.index)
     assert kept.count("removed") == 0
     pruned = ingest([corpus], settings, prune=True, progress=False, embedder=embedder)
     assert [f.name for f in pruned.files if f.status == "removed"] == ["space.pdf"]
-    snap = IndexStore(settings.index).open()
-    assert {d.name for d in snap.documents()} == {"plants.pdf", "zoo.pdf"}
-    assert all(c.doc != "space.pdf" for c in snap.records.all_chunks())
+    assert doc_names(settings.index) == {"plants.pdf", "zoo.pdf"}
+    assert chunk_ids(settings.index, "space.pdf") == []
     assert Retriever(settings.index, embedder).search("Europa ocean", k=3, docs=["space.pdf"]) == []
 
 
 def test_remove_document_by_name(corpus, settings, embedder) -> None:
     ingest([corpus], settings, progress=False, embedder=embedder)
     remove_documents(["plants.pdf"], settings)
-    assert {d.name for d in IndexStore(settings.index).open().documents()} == {"space.pdf", "zoo.pdf"}
+    assert doc_names(settings.index) == {"space.pdf", "zoo.pdf"}
     with pytest.raises(KeyError, match="no document named"):
         remove_documents(["nope.pdf"], settings)
 
@@ -118,18 +122,19 @@ def test_mixing_models_or_chunking_is_refused(corpus, settings, embedder, tmp_pa
 
 def test_index_type_is_a_factory_string_and_can_change(corpus, settings, embedder) -> None:
     ingest([corpus], settings, progress=False, embedder=embedder)
-    assert IndexStore(settings.index).open().manifest.index_factory == "Flat"
+    with IndexStore(settings.index).open() as snap:
+        assert snap.manifest.index_factory == "Flat"
     hnsw = Settings(index=settings.index, index_type="HNSW32")
     report = ingest([corpus], hnsw, progress=False, embedder=embedder)
     assert report.chunks_embedded == 0  # rebuilt from the kept vectors
-    snap = IndexStore(settings.index).open()
-    assert snap.manifest.index_factory == "HNSW32" and "HNSW" in type(snap.dense).__name__
+    with IndexStore(settings.index).open() as snap:
+        assert snap.manifest.index_factory == "HNSW32" and "HNSW" in type(snap.dense).__name__
     hit = Retriever(settings.index, embedder).search("Europa salty ocean", k=1, mode="dense")[0]
     assert hit.doc == "space.pdf"
     # deleting from an HNSW index works: the structure is rebuilt from the vectors
     remove_documents(["space.pdf"], settings)
-    snap = IndexStore(settings.index).open()
-    assert snap.dense.ntotal == snap.n_chunks and "HNSW" in type(snap.dense).__name__
+    with IndexStore(settings.index).open() as snap:
+        assert snap.dense.ntotal == snap.n_chunks and "HNSW" in type(snap.dense).__name__
     with pytest.raises(ValueError, match="needs at least 1024 chunks"):
         ingest([corpus], Settings(index=settings.index, index_type="IVF1024,Flat"), progress=False,
                embedder=embedder)

@@ -9,14 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from eval.beir import corpus_sources
-from eval.squad import load_squad
+from eval.datasets import index_corpus, load_squad
 from llm_finetune.evaluate import score
 from llm_finetune.examples import Example, build_examples, cited_answer
 from llm_finetune.masking import IGNORE, tokenize_example
 from llm_finetune.synthetic import parse_qa, synthetic_questions
 from rag.answer import NOT_FOUND, SYSTEM_PROMPT
-from rag.ingest import update_index
 from rag.retrieval import Retriever
 from rag.settings import Settings
 
@@ -89,7 +87,7 @@ def make_squad_index(root: Path, embedder) -> tuple[list[dict], Settings, Retrie
     path.write_text(json.dumps(data))
     contexts, questions = load_squad(path)
     settings = Settings(index=root / "index")
-    update_index(corpus_sources("mini", contexts), settings, progress=False, embedder=embedder)
+    index_corpus("mini", contexts, settings, progress=False, embedder=embedder)
     return questions, settings, Retriever(settings.index, embedder=embedder)
 
 

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,12 +17,13 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from conftest import free_port
 from test_llm_examples import make_squad_index
 from test_serve_vllm import VLLM_PYTHON
 
 from llm_finetune.examples import build_examples
 from llm_finetune.model import LoraSettings, load_trainable
-from llm_finetune.train import TrainSettings, train_adapter
+from llm_finetune.train import TrainConfig, train_adapter
 from rag.answer import Answerer, build_messages
 from rag.generation import OpenAIGenerator, TransformersGenerator, generate
 from rag.retrieval import Retriever
@@ -41,20 +41,20 @@ def adapter(tmp_path_factory, embedder):
     model, tokenizer, method = load_trainable("SmolLM2-135M-Instruct", LoraSettings(rank=8, alpha=16))
     assert method == "qlora"
     assert any("Linear4bit" in type(m).__name__ for m in model.modules())  # the base really is 4-bit
-    steps = TrainSettings(batch_size=2, learning_rate=1e-3, max_steps=12, logging_steps=1, save_steps=100)
-    outcome = train_adapter(model, tokenizer, examples, tmp_path / "work", steps, progress=False)
+    config = TrainConfig(batch_size=2, learning_rate=1e-3, max_steps=12, logging_steps=1, save_steps=100)
+    trained = train_adapter(model, tokenizer, examples, tmp_path / "work", config, progress=False)
     out = tmp_path / "adapter"
     model.save_pretrained(str(out))
     (out / "ragstack-adapter.json").write_text(
         json.dumps({"base": "SmolLM2-135M-Instruct", "method": method})
     )
-    return out, outcome, settings
+    return out, trained, settings
 
 
 def test_qlora_steps_lower_the_loss_and_serve(adapter, tmp_path: Path) -> None:
-    out, outcome, settings = adapter
-    losses = [e["loss"] for e in outcome.log]
-    assert outcome.steps == 12 and len(losses) == 12
+    out, trained, settings = adapter
+    losses = [e["loss"] for e in trained.log]
+    assert trained.steps == 12 and len(losses) == 12
     assert sum(losses[-3:]) / 3 < 0.6 * sum(losses[:3]) / 3, losses
     assert (out / "adapter_config.json").is_file()
 
@@ -63,7 +63,7 @@ def test_qlora_steps_lower_the_loss_and_serve(adapter, tmp_path: Path) -> None:
     base = Answerer(Retriever(settings.index), TransformersGenerator()).answer(QUESTION)
     assert expected.text != base.text  # the adapter changes what the model writes
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "RAG_INDEX": str(settings.index), "RAG_SESSIONS": str(tmp_path / "s.sqlite")}
     server = subprocess.Popen(
         [sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--adapter", str(out)],
@@ -119,12 +119,6 @@ def test_merged_export_loads_in_transformers(adapter, tmp_path: Path) -> None:
     assert generate(merged, messages, 12) == generate(TransformersGenerator(adapter=str(out)), messages, 12)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_finetune_llm_command_end_to_end(tmp_path: Path, embedder) -> None:
     """The whole command on the mini SQuAD file (2 steps: plumbing, not quality): split by article,
     base and tuned scored, adapter, card and before/after report written."""
@@ -162,7 +156,9 @@ def test_finetune_llm_command_end_to_end(tmp_path: Path, embedder) -> None:
     assert info["test_questions"] > 0 and info["train_questions"] > 0
     assert set(info["before"]["answers"]) == {"exact_match", "f1", "citation_valid", "false_refusals"}
     assert (out / "adapter_config.json").is_file() and (out / "eval" / "compare.md").is_file()
-    assert "LoRA rank 4" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "## ragstack fine-tuning" in card and "LoRA rank 4" in card and "| answers | " in card
+    assert "loss_log" not in json.loads((out / "ragstack-finetune.json").read_text())
     report = (out / "eval" / "tuned" / "report.md").read_text()
     assert "| id | answerable | reply | F1 | valid citation | refused |" in report
     table = report.split("## Per question")[1]
@@ -207,7 +203,7 @@ def test_vllm_serves_the_adapter_through_rag_serve(adapter, tmp_path: Path) -> N
     builds, once through the adapter and once through the base."""
     out, _, settings = adapter
     messages = build_messages(QUESTION, Answerer(Retriever(settings.index), None).retrieve(QUESTION))
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "RAG_INDEX": str(settings.index),
@@ -267,14 +263,15 @@ def test_training_resumes_from_its_last_checkpoint(tmp_path: Path, embedder) -> 
             "SmolLM2-135M-Instruct", LoraSettings(rank=4), quantize=False
         )
         assert method == "lora"
-        steps = TrainSettings(batch_size=2, max_steps=max_steps, logging_steps=1, save_steps=2)
+        config = TrainConfig(batch_size=2, max_steps=max_steps, logging_steps=1, save_steps=2)
         return train_adapter(
-            model, tokenizer, examples, tmp_path / "work", steps, resume=resume, progress=False
+            model, tokenizer, examples, tmp_path / "work", config, resume=resume, progress=False
         )
 
     first = run(2, resume=False)
     assert (tmp_path / "work" / "checkpoints" / "checkpoint-2").is_dir()
     second = run(4, resume=True)
+    assert second.resumed_from.endswith("checkpoint-2")
     assert second.steps == 4 and [e["step"] for e in second.log] == [1, 2, 3, 4]
     # steps 1-2 come back from the checkpoint as logged: a fresh start would log other gradients
     assert second.log[:2] == first.log

@@ -3,7 +3,7 @@
 import pytest
 
 from indexes import IndexStore
-from rag.embedding import load_embedder
+from rag.embedders import load_embedder
 from rag.ingest import ModelMismatch, ingest
 from rag.retrieval import Retriever
 from rag.settings import Settings
@@ -38,7 +38,8 @@ def test_onnx_vectors_agree_with_torch(onnx_embedder, embedder) -> None:
 def test_onnx_backend_indexes_and_searches(onnx_embedder, corpus, tmp_path) -> None:
     settings = Settings(index=tmp_path / "idx", embed_backend="onnx-int8")
     ingest([corpus], settings, progress=False, embedder=onnx_embedder)
-    assert IndexStore(settings.index).open().manifest.embed_backend == "onnx-int8"
+    with IndexStore(settings.index).open() as snap:
+        assert snap.manifest.embed_backend == "onnx-int8"
     hit = Retriever(settings.index, onnx_embedder).search("salty ocean under the ice", k=1, mode="dense")[0]
     assert hit.doc == "space.pdf" and hit.page_end == 4
     with pytest.raises(ModelMismatch, match="embed_backend"):

@@ -3,40 +3,25 @@ plain HTTP, with the real MiniLM and SmolLM2 behind it."""
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import openai
 import pytest
-import uvicorn
 from conftest import covers, make_reports
+from live_server import Server
 from pdfs import lorem, make_pdf
 
 from rag.settings import Settings
-from serve.app import create_app, safe_filename
+from serve.app import create_app
+from serve.uploads import safe_filename
 
 KEY = "test-key-123"
-
-
-class Server:
-    """uvicorn in a thread, on a free port."""
-
-    def __init__(self, app):
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +150,26 @@ def test_models_embeddings_search_and_metrics(loaded, embedder) -> None:
     assert 'ragstack_requests_total{method="POST",route="/v1/search",status="200"}' in metrics
     assert 'ragstack_request_seconds_bucket{le="0.5",route="/v1/search"}' in metrics
     assert "ragstack_generated_tokens_total" in metrics
+
+
+def test_embeddings_in_base64_as_openai_encodes_them(loaded) -> None:
+    server, _, _ = loaded
+    asked: list[dict] = []
+    record = {"request": [lambda r: asked.append(json.loads(r.read()))]}
+    recorder = httpx.Client(event_hooks=record, timeout=300)
+    chat = openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY, http_client=recorder, timeout=300)
+    texts = ["revenue in 2021", "zebras"]
+    floats = chat.embeddings.create(model="all-MiniLM-L6-v2", input=texts, encoding_format="float").data
+    # asked for explicitly, base64 comes back as sent: little-endian float32 bytes
+    encoded = chat.embeddings.create(model="all-MiniLM-L6-v2", input=texts, encoding_format="base64").data
+    # asked for nothing, the client requests base64 and decodes it itself
+    default = chat.embeddings.create(model="all-MiniLM-L6-v2", input=texts).data
+    assert [a.get("encoding_format") for a in asked] == ["float", "base64", "base64"]
+    for f, e, d in zip(floats, encoded, default, strict=True):
+        vector = np.array(f.embedding, dtype=np.float32)
+        assert vector.shape == (384,)
+        np.testing.assert_array_equal(np.frombuffer(base64.b64decode(e.embedding), dtype="<f4"), vector)
+        np.testing.assert_array_equal(np.array(d.embedding, dtype=np.float32), vector)
 
 
 def test_bad_requests_are_4xx_with_a_message(loaded, tmp_path: Path) -> None:

@@ -3,10 +3,10 @@ process, and the openai client gets a cited answer through the whole stack (slow
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from conftest import covers
+from conftest import covers, free_port, rag_cli
 
 from rag.ingest import ingest
 from rag.settings import Settings
@@ -31,12 +31,6 @@ pytestmark = [
         reason=f"no vLLM environment at {VLLM_PYTHON}: `make vllm-venv` builds it (make test does)",
     ),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_chat_completion_through_vllm(reports, tmp_path: Path, embedder) -> None:
@@ -108,3 +102,28 @@ def test_chat_completion_through_vllm(reports, tmp_path: Path, embedder) -> None
     # vLLM was stopped with its parent: nothing listens on its port any more
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{vllm_url}/models", timeout=5)
+
+
+def test_ask_with_the_vllm_engine_starts_and_stops_vllm(reports, tmp_path: Path, embedder) -> None:
+    """`rag ask --engine vllm` chooses the engine where `rag serve` does: it starts vLLM itself
+    (no base URL needed), answers with citations, and leaves no vLLM running when it exits."""
+    settings = Settings(index=tmp_path / "index")
+    ingest([reports], settings, progress=False, embedder=embedder)
+    env = {
+        "RAG_INDEX": str(settings.index),
+        "RAG_SESSIONS": str(tmp_path / "s.sqlite"),
+        "RAG_VLLM_PYTHON": str(VLLM_PYTHON),
+        "RAG_LLM_BASE_URL": "",
+    }
+    question = "What was Acme's revenue in 2021?"
+    done = rag_cli("ask", question, "--engine", "vllm", "--json", env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout)
+    assert answer["found"] and answer["text"].strip()
+    assert covers(answer["sources"][0], "acme_2021.pdf", 2), answer
+    sources = {n: (s["doc"], s["page_start"]) for n, s in enumerate(answer["sources"], 1)}
+    assert all(sources[c["n"]] == (c["doc"], c["page_start"]) for c in answer["citations"])
+    # the child vLLM died with the command: no process of it is left
+    pattern = "vllm.entrypoints.openai.api_server"
+    left = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+    assert left.stdout.strip() == "", left.stdout

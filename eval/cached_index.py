@@ -1,0 +1,30 @@
+"""The cache of indexes that `rag eval` and the fine-tuning commands build when no `--index` is
+given, so that a second run on the same data and settings costs no embedding."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from rag.embedding import resolve_precision
+from rag.paths import cache_dir
+from rag.settings import Settings
+
+
+def cache_index(kind: str, dataset: Path, settings: Settings) -> Path:
+    """The cached index of `dataset` (a PDF folder, a BEIR directory, a SQuAD file) for `kind`
+    of run and the settings that shape its vectors.
+
+    Keyed by the dataset's resolved path, not only its name: `a/pdfs` and `b/pdfs` once shared
+    an index, and the second run searched both folders' PDFs. The name stays in the key so that
+    a person can tell the directories apart.
+    """
+    resolved = Path(dataset).resolve()
+    digest = hashlib.blake2b(str(resolved).encode(), digest_size=4).hexdigest()
+    slug = settings.model.replace("/", "_")
+    backend = settings.embed_backend
+    if backend == "torch":  # bf16 and fp32 vectors differ (slightly): keep their indexes apart
+        backend += "-" + resolve_precision(settings.embed_precision)
+    return cache_dir("eval") / (
+        f"{kind}-{resolved.name}-{digest}-{slug}-{backend}-c{settings.chunk_size}-o{settings.chunk_overlap}"
+    )

@@ -1,0 +1,73 @@
+"""The OpenAI-compatible routes: chat completions (streamed as server-sent events or not), models
+and embeddings, so that the official openai client works against ragstack.
+
+Each handler is a plain `def`: loading the models, the follow-up rewrite, generation, encoding
+and tokenising all block, and FastAPI runs plain handlers in its thread pool, off the event loop
+(a stream's iterator too), so that /health and other requests keep being answered meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import StreamingResponse
+from openai.types.chat.chat_completion_chunk import ChoiceDelta
+
+from rag.conversation import ChatTurn
+from serve import responses
+from serve.responses import SSE_DONE, Completion, chat_chunk, openai_json, sse
+from serve.schemas import ChatRequest, EmbeddingRequest
+from serve.state import AppState, State, require_api_key
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
+
+
+@router.get("/models")
+def models(state: State) -> Response:
+    """The generator and the embedding model."""
+    return openai_json(responses.model_list([state.model_name(), state.settings.model]))
+
+
+@router.post("/chat/completions")
+def chat_completions(body: ChatRequest, state: State) -> Response:
+    # a follow-up's rewrite (a generation) runs here, before the first token
+    turn = state.chat().turn(body.question(), body.session_id, body.history(), **body.answer_options())
+    completion = Completion(body.model or state.model_name())
+    if body.stream:
+        return StreamingResponse(
+            _events(turn, completion, body.session_id, state), media_type="text/event-stream"
+        )
+    generated = "".join(turn)
+    state.metrics.tokens(state.count_tokens(generated))
+    answer = turn.answer
+    return openai_json(
+        responses.chat_completion(completion, answer, state.count_tokens(answer.text), body.session_id)
+    )
+
+
+def _events(turn: ChatTurn, completion: Completion, session_id: str | None, state: AppState) -> Iterator[str]:
+    """The stream: the role, the generated pieces, the "Sources:" list, then a last chunk with
+    finish_reason and ragstack's extras (citations are known only once generation ends)."""
+    yield sse(chat_chunk(completion, ChoiceDelta(role="assistant", content="")))
+    generated = []
+    for piece in turn:
+        generated.append(piece)
+        yield sse(chat_chunk(completion, ChoiceDelta(content=piece)))
+    state.metrics.tokens(state.count_tokens("".join(generated)))
+    answer = turn.answer
+    sources = responses.sources_list(answer)
+    if sources:
+        yield sse(chat_chunk(completion, ChoiceDelta(content=sources)))
+    yield sse(chat_chunk(completion, ChoiceDelta(), "stop", **responses.answer_extras(answer, session_id)))
+    yield SSE_DONE
+
+
+@router.post("/embeddings")
+def embeddings(body: EmbeddingRequest, state: State) -> Response:
+    embedder = state.retriever().embedder
+    texts = body.texts()
+    vectors = embedder.encode(texts)
+    tokens = sum(len(ids) for ids in embedder.tokenizer(texts)["input_ids"])
+    response = responses.embeddings(vectors, embedder.name, body.encoding_format, tokens)
+    return openai_json(response, warnings=False)

@@ -1,0 +1,44 @@
+"""Uploaded PDFs: checked, named safely and written into the upload folder atomically."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+from fastapi import HTTPException, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+PDF_MAGIC = b"%PDF-"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def safe_filename(name: str | None) -> str:
+    """The file's base name with anything but letters, digits, ._- and spaces removed."""
+    base = Path((name or "").replace("\\", "/")).name
+    base = _UNSAFE.sub("_", base).strip(" .")
+    if not base:
+        raise HTTPException(422, "the upload needs a file name")
+    if not base.lower().endswith(".pdf"):
+        base += ".pdf"
+    return base
+
+
+async def save_upload(upload: UploadFile, folder: Path, max_mb: int) -> Path:
+    """Save one upload as `folder`/its safe name; 413 when too large, 415 when not a PDF."""
+    name = safe_filename(upload.filename)
+    data = await upload.read(max_mb * 1024 * 1024 + 1)
+    if len(data) > max_mb * 1024 * 1024:
+        raise HTTPException(413, f"{name} is larger than the {max_mb} MB limit")
+    if not data.startswith(PDF_MAGIC):
+        raise HTTPException(415, f"{name} is not a PDF (it does not start with %PDF-)")
+    target = folder / name
+    await run_in_threadpool(_write_atomically, target, data)  # megabytes to disk: off the event loop
+    return target
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """Written aside, then renamed: a re-index never reads half a file."""
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+    partial.write_bytes(data)
+    partial.replace(target)
