@@ -2,7 +2,7 @@
 
 from indexes.manifest import FORMAT_VERSION, Manifest
 from indexes.records import DocumentRecord
-from indexes.span import Chunk, Span, format_pages, text_hash
+from indexes.span import Chunk, Span, contextual_text, format_pages, text_hash
 from indexes.store import IndexLocked, IndexStore, Snapshot, StoreError
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "Snapshot",
     "Span",
     "StoreError",
+    "contextual_text",
     "format_pages",
     "text_hash",
 ]

@@ -22,6 +22,8 @@ class Manifest:
         embed_backend: "torch" or "onnx-int8", the runtime that computed the vectors.
         chunk_size: chunk length in tokens of the embedding model's tokenizer.
         chunk_overlap: tokens shared by consecutive chunks of one document.
+        header_scheme: the rules that wrote each document's header (rag.document_context), or
+            "none"; chunks are embedded with their header, so changing it needs a re-index.
     """
 
     model: str
@@ -32,6 +34,7 @@ class Manifest:
     embed_backend: str = "torch"  # or "onnx-int8": vectors differ slightly, so never mixed
     index_type: str = "auto"
     index_factory: str = "Flat"
+    header_scheme: str = "none"  # what indexes made before document headers existed read as
     generation: int = 0
     format_version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)

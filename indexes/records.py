@@ -17,7 +17,9 @@ CREATE TABLE documents (
     size INTEGER NOT NULL,
     pages INTEGER NOT NULL,
     chunks INTEGER NOT NULL,
-    status TEXT NOT NULL
+    status TEXT NOT NULL,
+    header TEXT NOT NULL DEFAULT '',
+    user_title TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE chunks (
     row INTEGER PRIMARY KEY,   -- position of the chunk's vector in vectors.npy and FAISS
@@ -43,6 +45,12 @@ class DocumentRecord:
     pages: int
     chunks: int
     status: str = "indexed"
+    header: str = ""  # rag.document_context: embedded and BM25-indexed with each of its chunks
+    user_title: str = ""  # set by `rag docs set-title`; kept when the file changes
+
+    @property
+    def title(self) -> str:
+        return self.user_title or self.header.split(" · ")[0]
 
 
 def write_records(
@@ -53,8 +61,11 @@ def write_records(
     try:
         con.executescript(SCHEMA)
         con.executemany(
-            "INSERT INTO documents VALUES (?,?,?,?,?,?,?)",
-            ((d.name, d.path, d.sha256, d.size, d.pages, d.chunks, d.status) for d in documents),
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                (d.name, d.path, d.sha256, d.size, d.pages, d.chunks, d.status, d.header, d.user_title)
+                for d in documents
+            ),
         )
         con.executemany(
             "INSERT INTO chunks VALUES (?,?,?,?,?,?,?)",

@@ -16,6 +16,11 @@ def format_pages(page_start: int, page_end: int) -> str:
     return f"p.{page_start}" if page_start == page_end else f"pp.{page_start}-{page_end}"
 
 
+def contextual_text(header: str, text: str) -> str:
+    """What a chunk is embedded and BM25-indexed as: its document's header, then its text."""
+    return f"{header}\n{text}" if header else text
+
+
 def text_hash(text: str) -> str:
     """The key embeddings are cached and reused by: equal text, equal vector."""
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
@@ -42,7 +47,8 @@ class Span:
 
 @dataclass(frozen=True, kw_only=True)
 class Chunk(Span):
-    """A span with its text; `text_hash` is computed once, when the chunk is made."""
+    """A span with its text. `text_hash` keys the chunk's vector: the hash of what was embedded
+    (the text, or the document header and the text), computed once, when the chunk is made."""
 
     text: str
     text_hash: str = field(default="")

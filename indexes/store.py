@@ -27,7 +27,7 @@ import numpy as np
 from indexes import bm25, dense
 from indexes.manifest import Manifest
 from indexes.records import DocumentRecord, RecordReader, write_records
-from indexes.span import Chunk
+from indexes.span import Chunk, contextual_text
 
 KEEP_GENERATIONS = 2  # the previous one stays for readers that opened it just before a swap
 
@@ -184,7 +184,9 @@ class Writer:
         np.save(tmp / "vectors.npy", vectors)
         if len(vectors):
             dense.save(dense.build(vectors, factory), tmp / "dense.faiss")
-            bm25.save(bm25.build([c.text for c in chunks]), tmp / "bm25")
+            headers = {d.name: d.header for d in documents}
+            texts = [contextual_text(headers.get(c.doc, ""), c.text) for c in chunks]
+            bm25.save(bm25.build(texts), tmp / "bm25")
         _fsync_tree(tmp)
         final = self.store.generations / name
         os.rename(tmp, final)

@@ -81,7 +81,7 @@ def search(
         sys.stdout.write(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
         return
     for rank, r in enumerate(results, 1):
-        out.print(f"[bold]{rank}. {r.label()}[/bold]  score {r.score:.4f}", highlight=False)
+        out.print(f"[bold]{rank}. {r.label()}[/bold]  score {r.score:.4f}{_also_in(r)}", highlight=False)
         out.print("   " + " ".join(r.text.split())[:300], highlight=False)
     if not results:
         out.print("no results")
@@ -123,12 +123,28 @@ def docs_list(
     with run_guarded(lambda: IndexStore(settings.index).open()) as snap:
         documents = snap.documents()
     if as_json:
-        sys.stdout.write(json.dumps([d.__dict__ for d in documents], indent=2) + "\n")
+        sys.stdout.write(json.dumps([{**vars(d), "title": d.title} for d in documents], indent=2) + "\n")
         return
-    table = Table("name", "pages", "chunks", "size", "sha256", "path", title="documents")
+    table = Table("name", "pages", "chunks", "header", "sha256", "path", title="documents")
     for d in documents:
-        table.add_row(d.name, str(d.pages), str(d.chunks), str(d.size), d.sha256[:12], d.path)
+        header = f"[bold]{d.user_title}[/bold] (set)" if d.user_title else d.header
+        table.add_row(d.name, str(d.pages), str(d.chunks), header, d.sha256[:12], d.path)
     out.print(table)
+
+
+@docs_app.command("set-title")
+def docs_set_title(
+    name: Annotated[str, typer.Argument(help="Document name (as `rag docs list` shows)")],
+    title: Annotated[str, typer.Argument(help="The title its header and chunks should carry")],
+    index: IndexOpt = None,
+) -> None:
+    """Give a document a title of your own; its chunks are embedded again under the new header."""
+    from rag.ingest import set_title
+
+    settings = run_guarded(lambda: load_settings(index=index))
+    report = run_guarded(lambda: set_title(name, title, settings))
+    out.print(f"title of {name} set; {report.chunks_embedded} chunks embedded again; "
+              f"generation {report.generation}", highlight=False)
 
 
 @docs_app.command("remove")
@@ -164,11 +180,16 @@ def reindex(
 EngineOpt = Annotated[str | None, typer.Option(help="transformers (default, embedded), openai or vllm")]
 
 
+def _also_in(result) -> str:
+    """The places a result's near-duplicate text also stands (another edition, say)."""
+    return f"  (also in {', '.join(s.label() for s in result.also_in)})" if result.also_in else ""
+
+
 def _print_sources(answer) -> None:
     cited = {c.n: c for c in answer.citations}
     for n, source in enumerate(answer.sources, 1):
         mark = "cited" if n in cited and not cited[n].attributed else "matched" if n in cited else ""
-        out.print(f"  [{n}] {source.label()} {mark}", highlight=False)
+        out.print(f"  [{n}] {source.label()} {mark}{_also_in(source)}", highlight=False)
     if answer.invalid_citations:
         out.print(f"  removed citations to missing sources: {answer.invalid_citations}", highlight=False)
 

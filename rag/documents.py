@@ -50,6 +50,20 @@ def check_pdf_header(path: Path) -> None:
         raise DocumentError("not-a-pdf", "not a PDF (no %PDF- header)")
 
 
+def pdf_title(path: Path) -> str | None:
+    """The Title entry of a PDF's metadata, if it has one (cheap: the pages are not read)."""
+    try:
+        import pypdfium2 as pdfium
+
+        document = pdfium.PdfDocument(str(path))
+        try:
+            return document.get_metadata_dict().get("Title") or None
+        finally:
+            document.close()
+    except Exception:  # noqa: BLE001 - a title is a nicety; extraction reports real problems
+        return None
+
+
 def extract_pages(path: Path, extractor: str = "pdfium") -> list[str]:
     """Text of every page of a PDF; raises DocumentError for the kinds it cannot read."""
     check_pdf_header(path)

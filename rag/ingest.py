@@ -17,17 +17,27 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from indexes import Chunk, DocumentRecord, IndexStore, Manifest, Snapshot, StoreError
+from indexes import (
+    Chunk,
+    DocumentRecord,
+    IndexStore,
+    Manifest,
+    Snapshot,
+    StoreError,
+    contextual_text,
+    text_hash,
+)
 from indexes.store import Writer
 from rag.chunking import Chunker
-from rag.documents import DocumentError, discover, extract_pages, file_sha256
+from rag.document_context import document_header
+from rag.documents import DocumentError, discover, extract_pages, file_sha256, pdf_title
 from rag.embedders import load_embedder
 from rag.embedding import Embedder, load_tokenizer
 from rag.settings import Settings
@@ -42,6 +52,8 @@ class Source:
     sha256: str
     size: int
     load: Callable[[], list[str]]  # page texts
+    read_title: Callable[[], str | None] = lambda: None  # the file's own title (PDF metadata)
+    user_title: str = ""  # a title the user gave it (`rag docs set-title`)
 
 
 @dataclass
@@ -101,12 +113,16 @@ class Parsed:
 
     source: Source
     pages: list[str] = field(default_factory=list)
-    chunks: list[Chunk] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)  # text_hash keys the contextual text
+    header: str = ""
     error: DocumentError | None = None
 
     def record(self) -> DocumentRecord:
         s = self.source
-        return DocumentRecord(s.name, s.path, s.sha256, s.size, len(self.pages), len(self.chunks))
+        return DocumentRecord(
+            s.name, s.path, s.sha256, s.size, len(self.pages), len(self.chunks),
+            header=self.header, user_title=s.user_title,
+        )
 
 
 def file_sources(paths: list[Path]) -> tuple[list[Source], list[FileResult]]:
@@ -135,6 +151,7 @@ def ingest(
     for source in sources:
         path = Path(source.path)
         source.load = lambda path=path: extract_pages(path, settings.extractor)
+        source.read_title = lambda path=path: pdf_title(path)
     roots = [p.resolve() for p in paths]
 
     def in_scope(indexed_path: str) -> bool:
@@ -156,6 +173,7 @@ def update_index(
     progress: bool = True,
     embedder: Embedder | None = None,
     on_file: Callable[[int, int], None] | None = None,
+    refresh: frozenset[str] = frozenset(),
 ) -> IngestReport:
     """Make the index at `settings.index` hold `sources`, publishing one new generation.
 
@@ -166,22 +184,24 @@ def update_index(
             are removed.
         embedder: an already loaded model (else loaded only if something needs embedding).
         on_file: called with (files parsed, files to parse) as work advances (job progress).
+        refresh: paths to index again even though their files did not change (a new title).
     """
     report = IngestReport()
     timer = _Timer(report.seconds)
     with IndexStore(settings.index).writer() as writer:
         current = writer.current
         report.generation = current.name if current else None  # unless a new one is published
-        plan = _plan(sources, current, settings, prune)
+        plan = _plan(sources, current, settings, prune, refresh)
         report.files += plan.results
         if not plan.publishes(len(plan.todo)):
             return report
         chunker = _chunker(plan.manifest, embedder, timer) if plan.todo else None
+        headed = plan.manifest.header_scheme != "none"
         old_chunks = current.records.all_chunks() if current else []  # read once, used twice
         known = _known_vectors(current, old_chunks, writer.store.staging, plan.manifest.model)
         embed = _Embed(known, plan.manifest, settings, writer.store.staging, timer, embedder)
         with _progress(progress, len(plan.todo), on_file) as bars:
-            parsed = _parsed(plan.todo, chunker, timer)
+            parsed = _parsed(plan.todo, chunker, timer, headed)
             docs = _embed_all(_groups(parsed, report, bars), embed, plan, report, bars)
         if not plan.publishes(len(docs)):
             return report  # every file to do failed: the published generation stays as it is
@@ -195,6 +215,7 @@ def _plan(
     current: Snapshot | None,
     settings: Settings,
     prune: Callable[[str], bool] | None,
+    refresh: frozenset[str] = frozenset(),
 ) -> Plan:
     """Compare `sources` with the current generation by path and sha256; name the new ones."""
     manifest = _manifest(current.manifest if current else None, settings)
@@ -204,11 +225,12 @@ def _plan(
     taken = {d.name for d in old_docs.values()}
     for source in sources:
         old = old_docs.get(source.path)
-        if old is not None and old.sha256 == source.sha256:
+        if old is not None and old.sha256 == source.sha256 and source.path not in refresh:
             plan.results.append(FileResult(source.path, old.name, "unchanged", old.pages, old.chunks))
             continue
         if old is not None:
             source.name = old.name  # a changed file keeps its name: its citations stay valid
+            source.user_title = source.user_title or old.user_title
         else:
             source.name = _unique_name(source, taken)
             taken.add(source.name)
@@ -233,6 +255,7 @@ def _manifest(previous: Manifest | None, settings: Settings) -> Manifest:
             chunk_overlap=settings.chunk_overlap,
             index_type=settings.index_type,
             embed_backend=settings.embed_backend,
+            header_scheme=settings.doc_header,
         )
     how = (
         f"To re-index with other settings, ingest into a new index directory "
@@ -242,6 +265,11 @@ def _manifest(previous: Manifest | None, settings: Settings) -> Manifest:
         raise ModelMismatch(
             f"index {settings.index} was built with embedding model {previous.model!r}; "
             f"refusing to mix in {settings.model!r}. {how}"
+        )
+    if "doc_header" in asked and settings.doc_header != previous.header_scheme:
+        raise ModelMismatch(
+            f"index {settings.index} was built with document headers {previous.header_scheme!r}; "
+            f"refusing to mix in {settings.doc_header!r}: chunks are embedded with their header. {how}"
         )
     for key in ("chunk_size", "chunk_overlap", "embed_backend"):
         if key in asked and getattr(settings, key) != getattr(previous, key):
@@ -282,8 +310,9 @@ def _chunker(manifest: Manifest, embedder: Embedder | None, timer: _Timer) -> Ch
     return Chunker(tokenizer, manifest.chunk_size, manifest.chunk_overlap)
 
 
-def _parsed(todo: list[Source], chunker: Chunker | None, timer: _Timer) -> Iterator[Parsed]:
-    """Parse and chunk in a thread, a few files ahead of the embedding loop."""
+def _parsed(todo: list[Source], chunker: Chunker | None, timer: _Timer, headed: bool) -> Iterator[Parsed]:
+    """Parse, chunk and write each document's header in a thread, a few files ahead of the
+    embedding loop."""
     ahead: queue.Queue[Parsed | None] = queue.Queue(maxsize=4)
 
     def work() -> None:
@@ -293,7 +322,9 @@ def _parsed(todo: list[Source], chunker: Chunker | None, timer: _Timer) -> Itera
                     pages = source.load()
                 with timer("chunk"):
                     chunks = chunker.split(source.name, pages)
-                ahead.put(Parsed(source, pages, chunks))
+                # a one-chunk document is its own context; a header would only repeat it
+                header = _header(source, pages) if headed and len(chunks) > 1 else ""
+                ahead.put(Parsed(source, pages, _keyed(chunks, header), header))
             except DocumentError as err:
                 ahead.put(Parsed(source, error=err))
             except Exception as err:  # one unreadable file must not stop the run
@@ -303,6 +334,18 @@ def _parsed(todo: list[Source], chunker: Chunker | None, timer: _Timer) -> Itera
     threading.Thread(target=work, daemon=True, name="ingest-parse").start()
     while (item := ahead.get()) is not None:
         yield item
+
+
+def _header(source: Source, pages: list[str]) -> str:
+    return document_header(source.name, pages, source.user_title or source.read_title())
+
+
+def _keyed(chunks: list[Chunk], header: str) -> list[Chunk]:
+    """Chunks whose text_hash keys what is embedded: the same text under another header is
+    another vector."""
+    if not header:
+        return chunks
+    return [replace(c, text_hash=text_hash(contextual_text(header, c.text))) for c in chunks]
 
 
 def _groups(parsed: Iterable[Parsed], report: IngestReport, bars: _Bars) -> Iterator[list[Parsed]]:
@@ -341,7 +384,12 @@ class _Embed:
 
     def __call__(self, docs: list[Parsed]) -> int:
         """Embed the unknown chunks of `docs` in one go and stage them; returns how many."""
-        new = {c.text_hash: c.text for d in docs for c in d.chunks if c.text_hash not in self.known}
+        new = {
+            c.text_hash: contextual_text(d.header, c.text)
+            for d in docs
+            for c in d.chunks
+            if c.text_hash not in self.known
+        }
         if new and self.embedder is None:
             with self.timer("load model"):
                 self.embedder = load_embedder(
@@ -502,3 +550,32 @@ def remove_documents(names: list[str], settings: Settings) -> IngestReport:
             raise KeyError(f"no document named {name!r} in the index (indexed: {known})")
         paths.update(match)
     return update_index([], settings, prune=lambda path: path in paths, progress=False)
+
+
+def set_title(name: str, title: str, settings: Settings, embedder: Embedder | None = None) -> IngestReport:
+    """Give a document a title of its own: its header is written again with it and its chunks
+    embedded again under it, as one new generation. The title stays when the file changes."""
+    title = " ".join(title.split())
+    if not title:
+        raise ValueError("the title is empty")
+    with IndexStore(settings.index).open() as snapshot:
+        scheme = snapshot.manifest.header_scheme
+        match = [d for d in snapshot.documents() if name in (d.name, d.path)]
+    if not match:
+        raise KeyError(f"no document named {name!r} in the index (`rag docs list` shows them)")
+    if scheme == "none":
+        raise ValueError(
+            f"index {settings.index} was built without document headers: a title has nowhere to go; "
+            "ingest into a new index to get them"
+        )
+    path = Path(match[0].path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is gone: its title can be set only while the file is there")
+    sources, failures = file_sources([path])
+    if failures:
+        raise FileNotFoundError(failures[0].error)
+    source = sources[0]
+    source.load = lambda: extract_pages(path, settings.extractor)
+    source.user_title = title
+    again = frozenset({source.path})
+    return update_index([source], settings, progress=False, embedder=embedder, refresh=again)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexes import IndexStore, Manifest, StoreError
+from indexes import IndexStore, Manifest, StoreError, contextual_text
 from rag.embedders import load_embedder
 from rag.settings import Settings
 
@@ -64,7 +64,9 @@ def reindex(
             current = writer.current if destination is source else snapshot
             chunks = current.records.all_chunks()
             documents = current.documents()
-            vectors = embedder.encode([c.text for c in chunks], progress=progress)
+            headers = {d.name: d.header for d in documents}
+            texts = [contextual_text(headers.get(c.doc, ""), c.text) for c in chunks]
+            vectors = embedder.encode(texts, progress=progress)
             manifest = Manifest(
                 **{
                     **current.manifest.__dict__,

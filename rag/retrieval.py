@@ -13,14 +13,17 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from indexes import Chunk, IndexStore, Snapshot, bm25, dense
+from indexes import Chunk, IndexStore, Snapshot, Span, bm25, dense
+from rag.duplicates import collapse_duplicates
 from rag.embedders import load_embedder
 from rag.embedding import Embedder
+from rag.routing import DocumentRouter, routed_rows
 
 Mode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[Mode, ...] = get_args(Mode)
 RRF_K = 60  # the constant of Cormack et al. (2009); ranks past ~100 barely count
 CANDIDATES = 100  # per retriever before fusion
+DUPLICATE_SLACK = 10  # extra results fetched so that k remain once near-duplicates fold
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,6 +32,7 @@ class SearchResult(Chunk):
 
     score: float
     similarity: float | None = None  # cosine of query and chunk; None in bm25 mode
+    also_in: tuple[Span, ...] = ()  # near-duplicates of this text elsewhere, folded into it
 
 
 class Retriever:
@@ -37,13 +41,17 @@ class Retriever:
     Args:
         index: the index directory.
         embedder: a loaded embedding model; loaded from the index's manifest when omitted.
+        route: in hybrid mode, also rank the chunks of the documents a query names
+            (rag.routing: BM25 over the document headers).
 
     Example:
         >>> retriever = Retriever("~/.local/share/ragstack/index")
         >>> retriever.search("capital expenditure 2018", k=5, mode="hybrid")
     """
 
-    def __init__(self, index, embedder: Embedder | None = None):
+    def __init__(self, index, embedder: Embedder | None = None, route: bool = True):
+        self.route = route  # hybrid search adds the chunks of the documents a query names
+        self._router: tuple[str | None, DocumentRouter | None] = (None, None)
         self.store = IndexStore(index)
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bm25")
@@ -79,9 +87,14 @@ class Retriever:
             return self._snapshot, self.embedder
 
     def search(
-        self, query: str, k: int = 10, mode: Mode = "hybrid", docs: list[str] | None = None
+        self,
+        query: str,
+        k: int = 10,
+        mode: Mode = "hybrid",
+        docs: list[str] | None = None,
+        collapse: bool = True,
     ) -> list[SearchResult]:
-        return self.search_batch([query], k, mode, docs)[0]
+        return self.search_batch([query], k, mode, docs, collapse)[0]
 
     def search_batch(
         self,
@@ -89,8 +102,10 @@ class Retriever:
         k: int = 10,
         mode: Mode = "hybrid",
         docs: list[str] | None = None,
+        collapse: bool = True,
     ) -> list[list[SearchResult]]:
-        """Top-k chunks per query; `docs` restricts results to those document names."""
+        """Top-k chunks per query; `docs` restricts results to those document names; with
+        `collapse`, near-duplicate chunks fold into the best of them (rag.duplicates)."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         if k < 1:
@@ -98,6 +113,7 @@ class Retriever:
         snap, embedder = self._current()
         if snap.n_chunks == 0 or not queries:
             return [[] for _ in queries]
+        wanted, k = k, (k + min(k, DUPLICATE_SLACK) if collapse else k)  # room for folded twins
         allowed = None
         if docs is not None:
             allowed = np.array(snap.records.rows_of_documents(docs), dtype=np.int64)
@@ -115,14 +131,36 @@ class Retriever:
             rankings.append(self._dense(snap, vectors, depth, allowed))
         if sparse is not None:
             rankings.append(sparse.result())
+        if mode == "hybrid" and docs is None and self.route:
+            routed = self._routed(snap, queries, vectors, depth)
+            if routed is not None:
+                rankings.append((None, routed))
         if mode == "hybrid":
             scores, rows = reciprocal_rank_fusion([r for _, r in rankings], k)
         else:
             scores, rows = rankings[0]
-        return [
+        found = [
             self._results(snap, s, r, k, None if vectors is None else vectors[i])
             for i, (s, r) in enumerate(zip(scores, rows, strict=True))
         ]
+        return [(collapse_duplicates(f) if collapse else f)[:wanted] for f in found]
+
+    def _routed(
+        self, snap: Snapshot, queries: list[str], vectors: np.ndarray, depth: int
+    ) -> np.ndarray | None:
+        """A ranking of the chunks of the documents each query names (rag.routing), -1 where it
+        names none; None when no query names a document."""
+        if self._router[0] != snap.name:
+            self._router = (snap.name, DocumentRouter(snap.documents()))
+        routes = self._router[1].route(queries)
+        if not any(routes):
+            return None
+        ranking = np.full((len(queries), depth), -1, dtype=np.int64)
+        for q, names in enumerate(routes):
+            if names:
+                _, rows = self._dense(snap, vectors[q : q + 1], depth, routed_rows(snap.records, names))
+                ranking[q, : rows.shape[1]] = rows[0]
+        return ranking
 
     @staticmethod
     def _dense(snap: Snapshot, vectors: np.ndarray, k: int, allowed: np.ndarray | None):

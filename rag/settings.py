@@ -18,6 +18,7 @@ from pydantic_settings import (
 )
 
 from rag.answer import ANSWER_K, MAX_TOKENS, MIN_SIMILARITY
+from rag.document_context import HEADER_SCHEME, HeaderScheme
 from rag.documents import Extractor
 from rag.embedders import Backend
 from rag.embedding import DEFAULT_MODEL, Precision
@@ -56,6 +57,7 @@ class Settings(BaseSettings):
     embed_backend: Backend = "torch"
     embed_precision: Precision = "auto"
     extractor: Extractor = "pdfium"
+    doc_header: HeaderScheme = Field(HEADER_SCHEME, description="document header in every chunk, or none")
     embed_batch_size: int = Field(32, ge=1)
     top_k: int = Field(10, ge=1)
     mode: Mode = "hybrid"

@@ -49,6 +49,8 @@ def _document(d: DocumentRecord) -> dict:
         "chunks": d.chunks,
         "size": d.size,
         "sha256": d.sha256,
+        "title": d.title,
+        "header": d.header,
     }
 
 
