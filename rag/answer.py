@@ -133,6 +133,7 @@ class Answerer:
         min_similarity: sources below this cosine to the query are dropped; with none left the
             answer is NOT_FOUND, without generating.
         max_tokens: bound on the answer length (small models ramble).
+        collapse: fold near-duplicate sources (rag.duplicates) so that none is given twice.
 
     Example:
         >>> answerer = Answerer(Retriever(index), TransformersGenerator())
@@ -147,12 +148,14 @@ class Answerer:
         mode: Mode = "hybrid",
         min_similarity: float = MIN_SIMILARITY,
         max_tokens: int = MAX_TOKENS,
+        collapse: bool = False,
     ):
         self.retriever = retriever
         self.generator = generator
         self.k, self.mode = k, mode
         self.min_similarity = min_similarity
         self.max_tokens = max_tokens
+        self.collapse = collapse  # near-duplicates fold, so no two sources are one text
 
     @classmethod
     def from_settings(cls, retriever: Retriever, generator: Generator, settings) -> Answerer:
@@ -164,11 +167,12 @@ class Answerer:
             mode=settings.mode,
             min_similarity=settings.min_similarity,
             max_tokens=settings.max_tokens,
+            collapse=settings.collapse_duplicates,
         )
 
     def retrieve(self, query: str, docs: list[str] | None = None) -> list[SearchResult]:
         """The sources for a query that are relevant enough; possibly none."""
-        sources = self.retriever.search(query, k=self.k, mode=self.mode, docs=docs)
+        sources = self.retriever.search(query, k=self.k, mode=self.mode, docs=docs, collapse=self.collapse)
         if any(s.similarity is None for s in sources):
             return sources  # bm25 mode: no similarity to judge by
         # weak sources distract a small model more than they help it
@@ -184,7 +188,11 @@ class Answerer:
     def answer_batch(self, questions: list[str], batch_size: int = 8) -> list[Answer]:
         """Answers to many independent questions; a generator with `generate_batch` (the
         embedded one) writes `batch_size` of them at a time. For evaluation runs."""
-        found = self.retriever.search_batch(questions, k=self.k, mode=self.mode) if questions else []
+        found = (
+            self.retriever.search_batch(questions, k=self.k, mode=self.mode, collapse=self.collapse)
+            if questions
+            else []
+        )
         sources = [
             [s for s in hits if s.similarity is None or s.similarity >= self.min_similarity] for hits in found
         ]

@@ -67,15 +67,22 @@ def search(
     mode: Annotated[str | None, typer.Option(help="dense, bm25 or hybrid (default)")] = None,
     doc: Annotated[list[str] | None, typer.Option(help="Only these documents (repeatable)")] = None,
     index: IndexOpt = None,
+    collapse: Annotated[
+        bool | None, typer.Option("--collapse/--no-collapse", help="Fold near-duplicate results into one")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Search the index and print the best chunks with their document and pages."""
     from rag.retrieval import Retriever
 
-    settings = run_guarded(lambda: load_settings(index=index, top_k=k, mode=mode))
+    settings = run_guarded(
+        lambda: load_settings(index=index, top_k=k, mode=mode, collapse_duplicates=collapse)
+    )
     retriever = run_guarded(lambda: Retriever(settings.index))
     results = run_guarded(
-        lambda: retriever.search(query, settings.top_k, settings.mode, docs=doc or None)
+        lambda: retriever.search(
+            query, settings.top_k, settings.mode, docs=doc or None, collapse=settings.collapse_duplicates
+        )
     )
     if as_json:
         sys.stdout.write(json.dumps([r.to_dict() for r in results], indent=2) + "\n")

@@ -92,7 +92,7 @@ class Retriever:
         k: int = 10,
         mode: Mode = "hybrid",
         docs: list[str] | None = None,
-        collapse: bool = True,
+        collapse: bool = False,
     ) -> list[SearchResult]:
         return self.search_batch([query], k, mode, docs, collapse)[0]
 
@@ -102,7 +102,7 @@ class Retriever:
         k: int = 10,
         mode: Mode = "hybrid",
         docs: list[str] | None = None,
-        collapse: bool = True,
+        collapse: bool = False,
     ) -> list[list[SearchResult]]:
         """Top-k chunks per query; `docs` restricts results to those document names; with
         `collapse`, near-duplicate chunks fold into the best of them (rag.duplicates)."""

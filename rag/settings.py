@@ -57,7 +57,10 @@ class Settings(BaseSettings):
     embed_backend: Backend = "torch"
     embed_precision: Precision = "auto"
     extractor: Extractor = "pdfium"
-    doc_header: HeaderScheme = Field(HEADER_SCHEME, description="document header in every chunk, or none")
+    # off until measured on filings outside the project (bench/RESULTS.md): opt in with
+    # RAG_DOC_HEADER=title-entities-v1 and RAG_COLLAPSE_DUPLICATES=true
+    doc_header: HeaderScheme = Field("none", description=f"{HEADER_SCHEME}: a header in every chunk")
+    collapse_duplicates: bool = Field(False, description="fold near-duplicate results into the best one")
     embed_batch_size: int = Field(32, ge=1)
     top_k: int = Field(10, ge=1)
     mode: Mode = "hybrid"

@@ -103,7 +103,7 @@ def _reports(tmp_path: Path) -> Path:
 
 def test_each_chunk_carries_its_documents_header_into_both_indexes(tmp_path: Path, embedder) -> None:
     folder = _reports(tmp_path)
-    settings = Settings(index=tmp_path / "index")
+    settings = Settings(index=tmp_path / "index", doc_header=HEADER_SCHEME)
     ingest([folder], settings, progress=False, embedder=embedder)
     with IndexStore(settings.index).open() as snap:
         headers = {d.name: d.header for d in snap.documents()}
@@ -128,7 +128,7 @@ def test_each_chunk_carries_its_documents_header_into_both_indexes(tmp_path: Pat
 
 def test_a_title_set_by_the_user_is_embedded_and_kept(tmp_path: Path, embedder) -> None:
     folder = _reports(tmp_path)
-    settings = Settings(index=tmp_path / "index")
+    settings = Settings(index=tmp_path / "index", doc_header=HEADER_SCHEME)
     ingest([folder], settings, progress=False, embedder=embedder)
     report = set_title("report_a.pdf", "Kestrel Gazette almanac", settings, embedder=embedder)
     assert report.count("updated") == 1 and report.chunks_embedded > 0
@@ -148,9 +148,9 @@ def test_a_title_set_by_the_user_is_embedded_and_kept(tmp_path: Path, embedder) 
 
 def test_header_scheme_cannot_be_mixed_and_bad_titles_are_refused(tmp_path: Path, embedder) -> None:
     folder = _reports(tmp_path)
-    settings = Settings(index=tmp_path / "index")
+    settings = Settings(index=tmp_path / "index", doc_header=HEADER_SCHEME)
     ingest([folder], settings, progress=False, embedder=embedder)
-    with pytest.raises(ModelMismatch, match="document headers"):
+    with pytest.raises(ModelMismatch, match="document headers"):  # asked for explicitly
         mixed = Settings(index=settings.index, doc_header="none")
         ingest([folder], mixed, progress=False, embedder=embedder)
     env = {"RAG_INDEX": str(settings.index)}

@@ -41,10 +41,10 @@ def test_two_editions_of_one_manual_take_one_slot(tmp_path: Path, embedder) -> N
     ingest([folder], settings, progress=False, embedder=embedder)
     retriever = Retriever(settings.index, embedder)
     query = "What does lapply return?"
-    both = retriever.search(query, k=2, mode="dense", collapse=False)
+    both = retriever.search(query, k=2, mode="dense")
     assert {r.doc for r in both} == {"refman.pdf", "fullrefman.pdf"}
     assert both[0].text == both[1].text  # the same text, twice: half the answer's sources wasted
-    best = retriever.search(query, k=2, mode="dense")
+    best = retriever.search(query, k=2, mode="dense", collapse=True)
     assert best[0].also_in and {best[0].doc, best[0].also_in[0].doc} == {"refman.pdf", "fullrefman.pdf"}
     assert len(best) == 2 and best[1].text != best[0].text
     assert best[0].to_dict()["also_in"][0]["page_start"] == 1
