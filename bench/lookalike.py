@@ -1,0 +1,67 @@
+"""Look-alike documents: what each lever does to page hit@k on one PDF question set.
+
+Builds (or reuses, from the eval cache) an index of the PDFs with and without document headers,
+then scores every combination of the search-time levers (routing, duplicate folding) in the
+three modes. Questions and PDFs are the user's: nothing here knows which dataset it reads.
+
+    python bench/lookalike.py ../shared/data/financebench/qa.jsonl --pdfs ../shared/data/financebench/pdfs
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from eval.cached_index import cache_index  # noqa: E402
+from eval.datasets import load_and_index, page_qrels  # noqa: E402
+from eval.metrics import ranking_metrics  # noqa: E402
+from rag.document_context import HEADER_SCHEME  # noqa: E402
+from rag.retrieval import Retriever  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+
+METRICS = ["hit_rate@1", "hit_rate@5", "hit_rate@10", "mrr@10"]
+
+
+def score(retriever: Retriever, questions: list[dict], mode: str, collapse: bool) -> dict[str, float]:
+    qrels = page_qrels(retriever.snapshot(), questions)
+    found = retriever.search_batch([q["question"] for q in questions], k=10, mode=mode, collapse=collapse)
+    # a folded duplicate is shown on its twin ("also in"): it counts at its twin's rank
+    rankings = {
+        q["id"]: [c for r in hits for c in (r.chunk_id, *(s.chunk_id for s in r.also_in))]
+        for q, hits in zip(questions, found, strict=True)
+    }
+    return ranking_metrics(qrels, rankings, METRICS)[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("qa_file", type=Path)
+    parser.add_argument("--pdfs", type=Path, required=True)
+    parser.add_argument("--headers", nargs="+", default=["none", HEADER_SCHEME])
+    args = parser.parse_args()
+    console = Console(width=160)
+    title = f"look-alike levers: {args.qa_file.name}"
+    table = Table("headers", "mode", "routing", "folding", *METRICS, title=title)
+    for scheme in args.headers:
+        settings = Settings(doc_header=scheme)
+        settings.index = cache_index("pdfqa", args.pdfs, settings)
+        questions, _ = load_and_index(args.qa_file, args.pdfs, settings)
+        retriever = Retriever(settings.index)
+        for mode in ("dense", "bm25", "hybrid"):
+            for route in (False, True) if mode == "hybrid" and scheme != "none" else (False,):
+                retriever.route = route
+                for collapse in (False, True):
+                    figures = score(retriever, questions, mode, collapse)
+                    row = [scheme, mode, "on" if route else "-", "on" if collapse else "-"]
+                    table.add_row(*row, *(f"{figures[m]:.4f}" for m in METRICS))
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
