@@ -1,4 +1,5 @@
-"""`rag finetune-embed`: parse flags, run one fine-tuning job, print the before/after table."""
+"""`rag finetune-embed` and `rag finetune-rerank`: parse flags, run one job, print the
+before/after table."""
 
 from __future__ import annotations
 
@@ -86,5 +87,58 @@ def finetune_embed(
     )
 
 
+def finetune_rerank(
+    out: Annotated[Path, typer.Option(help="Directory for the cross-encoder (with its card and report)")],
+    index: Annotated[
+        Path | None, typer.Option(help="Index to train on (synthetic queries, or --qa labels)")
+    ] = None,
+    beir: Annotated[Path | None, typer.Option(help="BEIR dataset to train on (its qrels)")] = None,
+    split: Annotated[str, typer.Option(help="BEIR qrels split to train on")] = "train",
+    eval_split: Annotated[str, typer.Option(help="BEIR split also scored before/after")] = "test",
+    qa: Annotated[
+        Path | None, typer.Option(help="QA file with evidence pages: its pages are positives")
+    ] = None,
+    synthetic: Annotated[int, typer.Option(help="Chunks to write synthetic queries for")] = 2000,
+    round_trip_k: Annotated[int, typer.Option(help="A query must find its chunk in this top k")] = 10,
+    held_out: Annotated[float, typer.Option(help="Fraction of queries held out for evaluation")] = 0.1,
+    eval_qa: Annotated[
+        Path | None, typer.Option(help="Questions scored before/after, never trained on")
+    ] = None,
+    base: Annotated[
+        str | None, typer.Option(help="Encoder or cross-encoder to start from (default: bundled MiniLM)")
+    ] = None,
+    epochs: EpochsOpt = 1.0,
+    batch_size: Annotated[int, typer.Option(help="(query, passage) pairs per batch")] = 16,
+    lr: LrOpt = 5e-5,
+    negatives: Annotated[int, typer.Option(help="Negatives per query, from its top hybrid results")] = 7,
+    max_steps: MaxStepsOpt = -1,
+) -> None:
+    """Train a cross-encoder reranker on your documents; report retrieval with and without it."""
+    from embed_finetune.rerank import RerankConfig, RerankJob, finetune_reranker
+    from eval.report import print_table
+    from rag.settings import load_settings
+
+    if beir is not None and (index is not None or qa is not None):
+        raise typer.BadParameter("--beir trains on the dataset's qrels: leave out --index and --qa")
+    config = RerankConfig(
+        epochs=epochs, batch_size=batch_size, learning_rate=lr, negatives=negatives, max_steps=max_steps
+    )
+    job = RerankJob(
+        out=out, base=base, beir=beir, split=split, eval_split=eval_split, qa=qa, synthetic=synthetic,
+        round_trip_k=round_trip_k, held_out=held_out, eval_qa=eval_qa, config=config,
+    )
+    settings = run_guarded(lambda: load_settings(index=index))
+    result = run_guarded(lambda: finetune_reranker(job, settings))
+    console.print(result.comparison.rich)
+    print_table("with the reranker", result.after, console)
+    console.print(
+        f"model: {result.out}\nreport: {result.comparison.path}\n"
+        f"training {result.train.seconds:.0f} s, total {result.timings['total_s']:.0f} s; reranking costs "
+        f"{result.rerank_ms_per_query:.0f} ms per query; use it with: rag search --rerank {result.out}",
+        highlight=False,
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command("finetune-embed")(finetune_embed)
+    app.command("finetune-rerank")(finetune_rerank)

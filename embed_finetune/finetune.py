@@ -134,33 +134,44 @@ def build_pairs(job: FinetuneJob, settings: Settings, generator=None, concurrenc
     return round_trip_filter(drop_duplicates(made), Retriever(settings.index), k=job.round_trip_k)
 
 
-def _score(retriever: Retriever, queries: dict[str, str], qrels: dict, by: str, metrics: list[str]):
+def _score(
+    retriever: Retriever, queries: dict[str, str], qrels: dict, by: str, metrics: list[str], modes
+):
     """Figures and per-query figures per mode; `by` folds results to "doc" or "chunk_id"."""
     ids = list(queries)
     figures, per_query = {}, {}
-    for mode in EVAL_MODES:
+    for mode in modes:
         results = retriever.search_batch([queries[q] for q in ids], k=100, mode=mode)
         rankings = {q: [getattr(r, by) for r in hits] for q, hits in zip(ids, results, strict=True)}
         figures[mode], per_query[mode] = ranking_metrics(qrels, rankings, metrics)
     return figures, per_query
 
 
-def evaluate(job: FinetuneJob, settings: Settings, held_out: PairSet, model: str, index: Path) -> dict:
-    """Held-out figures (and eval-split / eval-QA figures) for the index at `index`."""
-    retriever = Retriever(index)
+def evaluate(
+    job: FinetuneJob,
+    settings: Settings,
+    held_out: PairSet,
+    model: str,
+    index: Path,
+    reranker=None,
+    modes: tuple[str, ...] = EVAL_MODES,
+) -> dict:
+    """Held-out figures (and eval-split / eval-QA figures) for the index at `index`, searched
+    in `modes`, through `reranker` when given (rag finetune-rerank)."""
+    retriever = Retriever(index, reranker=reranker)
     snapshot = retriever.snapshot()
     by = "doc" if job.beir is not None else "chunk_id"
     metrics = DOC_METRICS if job.beir is not None else CHUNK_METRICS
     figures, per_query = {}, {}
-    found, per = _score(retriever, held_out.queries(), held_out.qrels(), by, metrics)
-    for mode in EVAL_MODES:
+    found, per = _score(retriever, held_out.queries(), held_out.qrels(), by, metrics, modes)
+    for mode in modes:
         figures[f"held-out {mode}"] = found[mode]
         per_query[f"held-out {mode}"] = per[mode]
     if job.beir is not None and job.eval_split and job.eval_split != job.split:
         if (Path(job.beir) / "qrels" / f"{job.eval_split}.tsv").is_file():
             _, queries, qrels = load_beir(job.beir, job.eval_split)
-            found, _ = _score(retriever, queries, qrels, "doc", DOC_METRICS)
-            figures.update({f"{job.eval_split} {mode}": found[mode] for mode in EVAL_MODES})
+            found, _ = _score(retriever, queries, qrels, "doc", DOC_METRICS, modes)
+            figures.update({f"{job.eval_split} {mode}": found[mode] for mode in modes})
     if job.eval_qa is not None:
         questions = load_questions(job.eval_qa)
         qrels = page_qrels(snapshot, questions)
@@ -170,8 +181,9 @@ def evaluate(job: FinetuneJob, settings: Settings, held_out: PairSet, model: str
             qrels,
             "chunk_id",
             ["hit_rate@1", "hit_rate@5", "hit_rate@10", "mrr@10"],
+            modes,
         )
-        figures.update({f"{Path(job.eval_qa).stem} page {mode}": found[mode] for mode in EVAL_MODES})
+        figures.update({f"{Path(job.eval_qa).stem} page {mode}": found[mode] for mode in modes})
     return {
         "kind": "embed-finetune-eval",
         "model": model,

@@ -27,7 +27,7 @@ def evaluate_beir(
     started = time.perf_counter()
     ingest_report = index_corpus(directory.name, corpus, settings, progress=progress)
     ingest_seconds = time.perf_counter() - started
-    retriever = Retriever(settings.index)
+    retriever = Retriever(settings.index, reranker=settings.reranker)
     query_ids = list(queries)
     figures, per_query, timings = {}, {}, {}
     for mode in modes:

@@ -12,8 +12,8 @@ from eval.cached_index import cache_index
 from eval.report import print_table, run_dir, write_report, write_results
 from rag.retrieval import MODES
 from rag.settings import Settings, load_settings
+from rag.terminal import RerankOpt, run_guarded
 from rag.terminal import out as console
-from rag.terminal import run_guarded
 
 eval_app = typer.Typer(help="Evaluate retrieval and answers; compare runs.", no_args_is_help=True)
 
@@ -99,6 +99,7 @@ def retrieval(
     model: ModelOpt = None,
     chunk_size: ChunkOpt = None,
     embed_backend: BackendOpt = None,
+    rerank: RerankOpt = None,
     out: OutOpt = None,
 ) -> None:
     """nDCG@10, Recall@{1,5,10,100} and MRR@10 on a BEIR dataset."""
@@ -108,7 +109,7 @@ def retrieval(
     _run(
         "retrieval", beir, f"{beir.name} {split}",
         lambda settings: evaluate_beir(beir, split, modes, settings),
-        index, out, model=model, chunk_size=chunk_size, embed_backend=embed_backend,
+        index, out, model=model, chunk_size=chunk_size, embed_backend=embed_backend, reranker=rerank,
     )
 
 
@@ -121,6 +122,7 @@ def pdfqa(
     model: ModelOpt = None,
     chunk_size: ChunkOpt = None,
     embed_backend: BackendOpt = None,
+    rerank: RerankOpt = None,
     out: OutOpt = None,
 ) -> None:
     """Page hit@{1,5,10} and page-level MRR@10 on PDF questions."""
@@ -130,7 +132,7 @@ def pdfqa(
     _run(
         "pdfqa", pdfs, qa_file.name,
         lambda settings: evaluate_pdfqa(qa_file, pdfs, modes, settings),
-        index, out, model=model, chunk_size=chunk_size, embed_backend=embed_backend,
+        index, out, model=model, chunk_size=chunk_size, embed_backend=embed_backend, reranker=rerank,
     )
 
 
@@ -152,6 +154,7 @@ def qa(
     judge: JudgeOpt = None,
     judge_model: JudgeModelOpt = None,
     judge_url: JudgeUrlOpt = None,
+    rerank: RerankOpt = None,
     out: OutOpt = None,
 ) -> None:
     """Answer every question end to end; page hits, EM, F1, ROUGE-L, citation precision/recall,
@@ -162,7 +165,10 @@ def qa(
         generator, judge_generator = load_generators(settings, judge, judge_model, judge_url)
         return evaluate_qa(data, settings, generator, pdfs=pdfs, limit=limit, judge=judge_generator)
 
-    _run("qa", pdfs or data, data.name, evaluate, index, out, engine=engine, llm_model=llm_model, mode=mode)
+    _run(
+        "qa", pdfs or data, data.name, evaluate, index, out,
+        engine=engine, llm_model=llm_model, mode=mode, reranker=rerank,
+    )
 
 
 # `rag eval squad FILE` was a command of its own before `rag eval qa` read SQuAD files too

@@ -62,6 +62,8 @@ def index_settings(settings, manifest) -> dict:
         "chunk_size": manifest.chunk_size,
         "chunk_overlap": manifest.chunk_overlap,
         "index_factory": manifest.index_factory,
+        "doc_header": manifest.header_scheme,
+        "reranker": settings.reranker,
     }
 
 

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from indexes import IndexStore
 from rag.settings import load_settings
-from rag.terminal import EXIT_FAILED_FILES, IndexOpt, out, run_guarded
+from rag.terminal import EXIT_FAILED_FILES, IndexOpt, RerankOpt, out, run_guarded
 
 app = typer.Typer(help="Ask questions over PDF collections.", no_args_is_help=True)
 docs_app = typer.Typer(help="List and remove indexed documents.", no_args_is_help=True)
@@ -70,15 +70,18 @@ def search(
     collapse: Annotated[
         bool | None, typer.Option("--collapse/--no-collapse", help="Fold near-duplicate results into one")
     ] = None,
+    rerank: RerankOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Search the index and print the best chunks with their document and pages."""
     from rag.retrieval import Retriever
 
     settings = run_guarded(
-        lambda: load_settings(index=index, top_k=k, mode=mode, collapse_duplicates=collapse)
+        lambda: load_settings(
+            index=index, top_k=k, mode=mode, collapse_duplicates=collapse, reranker=rerank
+        )
     )
-    retriever = run_guarded(lambda: Retriever(settings.index))
+    retriever = run_guarded(lambda: Retriever(settings.index, reranker=settings.reranker))
     results = run_guarded(
         lambda: retriever.search(
             query, settings.top_k, settings.mode, docs=doc or None, collapse=settings.collapse_duplicates
@@ -207,12 +210,13 @@ def ask(
     session: Annotated[str | None, typer.Option(help="Continue (or start) this conversation")] = None,
     index: IndexOpt = None,
     engine: EngineOpt = None,
+    rerank: RerankOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Answer a question from the index, citing documents and pages."""
     from rag.conversation import open_chat
 
-    settings = run_guarded(lambda: load_settings(index=index, engine=engine))
+    settings = run_guarded(lambda: load_settings(index=index, engine=engine, reranker=rerank))
     chat = run_guarded(lambda: open_chat(settings))
     try:
         answer = run_guarded(lambda: chat.ask(question, session))
@@ -230,11 +234,12 @@ def chat(
     session: Annotated[str | None, typer.Option(help="Continue this conversation")] = None,
     index: IndexOpt = None,
     engine: EngineOpt = None,
+    rerank: RerankOpt = None,
 ) -> None:
     """Interactive chat over the index; answers stream as they are written. Ctrl-D ends it."""
     from rag.conversation import open_chat
 
-    settings = run_guarded(lambda: load_settings(index=index, engine=engine))
+    settings = run_guarded(lambda: load_settings(index=index, engine=engine, reranker=rerank))
     conversation = run_guarded(lambda: open_chat(settings))
     try:
         session_id = run_guarded(lambda: conversation.sessions.create(session))

@@ -255,7 +255,7 @@ def open_chat(settings, generator: Generator | None = None, retriever=None) -> C
     from rag.generation import open_generator
     from rag.retrieval import Retriever
 
-    retriever = retriever or Retriever(settings.index)
+    retriever = retriever or Retriever(settings.index, reranker=settings.reranker)
     generator = generator or open_generator(settings)
     answerer = Answerer.from_settings(retriever, generator, settings)
     return Chat(answerer, SessionStore(settings.sessions))

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 import numpy as np
 
-from indexes import Chunk, IndexStore, Snapshot, Span, bm25, dense
+from indexes import Chunk, IndexStore, Snapshot, Span, bm25, contextual_text, dense
 from rag.duplicates import collapse_duplicates
 from rag.embedders import load_embedder
 from rag.embedding import Embedder
+from rag.reranker import RERANK_DEPTH, Reranker, load_reranker
 from rag.routing import DocumentRouter, routed_rows
 
 Mode = Literal["dense", "bm25", "hybrid"]
@@ -28,7 +29,7 @@ DUPLICATE_SLACK = 10  # extra results fetched so that k remain once near-duplica
 
 @dataclass(frozen=True, kw_only=True)
 class SearchResult(Chunk):
-    """A chunk found for a query, with its fused score."""
+    """A chunk found for a query, with its score: fused, or the reranker's when one ran."""
 
     score: float
     similarity: float | None = None  # cosine of query and chunk; None in bm25 mode
@@ -43,15 +44,24 @@ class Retriever:
         embedder: a loaded embedding model; loaded from the index's manifest when omitted.
         route: in hybrid mode, also rank the chunks of the documents a query names
             (rag.routing: BM25 over the document headers).
+        reranker: a cross-encoder (or its name) that re-scores the first `RERANK_DEPTH`
+            results of any mode; None: no reranking.
 
     Example:
         >>> retriever = Retriever("~/.local/share/ragstack/index")
         >>> retriever.search("capital expenditure 2018", k=5, mode="hybrid")
     """
 
-    def __init__(self, index, embedder: Embedder | None = None, route: bool = True):
+    def __init__(
+        self,
+        index,
+        embedder: Embedder | None = None,
+        route: bool = True,
+        reranker: Reranker | str | None = None,
+    ):
         self.route = route  # hybrid search adds the chunks of the documents a query names
         self._router: tuple[str | None, DocumentRouter | None] = (None, None)
+        self._headers: tuple[str | None, dict[str, str]] = (None, {})
         self.store = IndexStore(index)
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bm25")
@@ -63,6 +73,7 @@ class Retriever:
                 f"index was built with {self._snapshot.manifest.model!r}, "
                 f"not {self.embedder.name!r}"
             )
+        self.reranker = load_reranker(reranker)
 
     def snapshot(self) -> Snapshot:
         """The current generation, reopened when a writer has published a newer one."""
@@ -105,7 +116,8 @@ class Retriever:
         collapse: bool = False,
     ) -> list[list[SearchResult]]:
         """Top-k chunks per query; `docs` restricts results to those document names; with
-        `collapse`, near-duplicate chunks fold into the best of them (rag.duplicates)."""
+        `collapse`, near-duplicate chunks fold into the best of them (rag.duplicates). With a
+        reranker, the first RERANK_DEPTH are re-scored by it and the best k kept."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         if k < 1:
@@ -114,6 +126,8 @@ class Retriever:
         if snap.n_chunks == 0 or not queries:
             return [[] for _ in queries]
         wanted, k = k, (k + min(k, DUPLICATE_SLACK) if collapse else k)  # room for folded twins
+        if self.reranker is not None:
+            k = max(k, RERANK_DEPTH)
         allowed = None
         if docs is not None:
             allowed = np.array(snap.records.rows_of_documents(docs), dtype=np.int64)
@@ -143,7 +157,30 @@ class Retriever:
             self._results(snap, s, r, k, None if vectors is None else vectors[i])
             for i, (s, r) in enumerate(zip(scores, rows, strict=True))
         ]
+        if self.reranker is not None:
+            found = self._rerank(snap, queries, found)
         return [(collapse_duplicates(f) if collapse else f)[:wanted] for f in found]
+
+    def _rerank(
+        self, snap: Snapshot, queries: list[str], found: list[list[SearchResult]]
+    ) -> list[list[SearchResult]]:
+        """Each query's first RERANK_DEPTH results re-scored by the cross-encoder, best first;
+        results past that depth follow in their fused order. All queries' pairs go through the
+        model in one call, which batches them."""
+        if self._headers[0] != snap.name:
+            self._headers = (snap.name, {d.name: d.header for d in snap.documents()})
+        headers = self._headers[1]
+        heads = [f[:RERANK_DEPTH] for f in found]
+        pairs = [
+            (q, contextual_text(headers.get(r.doc, ""), r.text))
+            for q, head in zip(queries, heads, strict=True)
+            for r in head
+        ]
+        scores = iter(self.reranker.score_pairs(pairs).tolist())
+        reranked = [
+            sorted((replace(r, score=next(scores)) for r in head), key=lambda r: -r.score) for head in heads
+        ]
+        return [h + f[RERANK_DEPTH:] for h, f in zip(reranked, found, strict=True)]
 
     def _routed(
         self, snap: Snapshot, queries: list[str], vectors: np.ndarray, depth: int

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     # RAG_DOC_HEADER=title-entities-v1 and RAG_COLLAPSE_DUPLICATES=true
     doc_header: HeaderScheme = Field("none", description=f"{HEADER_SCHEME}: a header in every chunk")
     collapse_duplicates: bool = Field(False, description="fold near-duplicate results into the best one")
+    reranker: str | None = Field(None, description="cross-encoder (rag finetune-rerank) over the top 50")
     embed_batch_size: int = Field(32, ge=1)
     top_k: int = Field(10, ge=1)
     mode: Mode = "hybrid"

@@ -31,6 +31,12 @@ IndexOpt = Annotated[
     typer.Option("--index", help="Index directory [env RAG_INDEX; default ~/.local/share/ragstack/index]"),
 ]
 
+RerankOpt = Annotated[
+    str | None,
+    typer.Option("--rerank", help="Cross-encoder over the top 50: a `rag finetune-rerank` dir or hub id "
+                 "[env RAG_RERANKER]"),
+]
+
 # options of both fine-tuning commands (finetune-embed, finetune-llm); each keeps its own defaults
 EpochsOpt = Annotated[float, typer.Option(help="Passes over the training data")]
 MaxStepsOpt = Annotated[int, typer.Option(help="Stop after this many steps (-1: all epochs)")]

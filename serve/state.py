@@ -49,7 +49,7 @@ class AppState:
     def chat(self) -> Chat:
         with self._lock:
             if self._chat is None:
-                retriever = Retriever(self.settings.index, self._embedder)
+                retriever = Retriever(self.settings.index, self._embedder, reranker=self.settings.reranker)
                 self._chat = open_chat(self.settings, self._generator, retriever)
                 self._embedder = retriever.embedder
             return self._chat
