@@ -2,9 +2,13 @@
 
 Vectors are synthetic (clustered, normalised, 384-d like MiniLM) and texts are synthetic word
 salad: scale is what is measured. Hybrid search uses the real ragstack index and the real
-MiniLM query embedding, so its latency includes embedding the query.
+MiniLM query embedding, so its latency includes embedding the query. The chunks belong to
+look-alike documents (100 chunks each) whose headers name an organisation and a fiscal year,
+so that document routing has headers to score; the routed rows ask questions that name one.
+The reranker rows time the cross-encoder over the top 50 (`--reranker`: a `rag finetune-rerank`
+directory; by default the bundled MiniLM with an untrained head, which costs the same).
 
-    python bench/query.py [--n 100000] [--queries 200]
+    python bench/query.py [--n 100000] [--queries 200] [--reranker DIR]
 """
 
 from __future__ import annotations
@@ -24,9 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from indexes import Chunk, DocumentRecord, IndexStore, Manifest, dense  # noqa: E402
 from rag.embedders import BACKENDS, load_embedder  # noqa: E402
 from rag.embedding import Embedder  # noqa: E402
+from rag.reranker import RERANK_DEPTH, Reranker  # noqa: E402
 from rag.retrieval import Retriever  # noqa: E402
 
 D = 384
+CHUNKS_PER_DOCUMENT = 100
+RERANK_QUERIES = 20  # the cross-encoder costs ~100x a search: fewer queries give its figure
 
 
 def clustered_vectors(n: int, rng: np.random.Generator, clusters: int = 1000) -> np.ndarray:
@@ -58,6 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--reranker", default="sentence-transformers/all-MiniLM-L6-v2")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     console = Console(width=160)  # tables stay readable when the output goes to a file
@@ -112,29 +120,54 @@ def main() -> None:
     embedder = Embedder()
     words = np.array(sorted(w for w in embedder.tokenizer.get_vocab() if w.isalpha() and len(w) > 2))
     texts = [" ".join(words[rng.integers(0, len(words), 60)]) for _ in range(args.n)]
+    organisations = words[rng.permutation(len(words))[: args.n // CHUNKS_PER_DOCUMENT]]
+    documents = [
+        DocumentRecord(f"doc_{d:05d}.pdf", f"/doc_{d:05d}.pdf", str(d), 0, CHUNKS_PER_DOCUMENT // 10,
+                       CHUNKS_PER_DOCUMENT,
+                       header=f"{name.title()} Inc · Form 10-K annual report · fiscal year ended "
+                       f"December 31, {2010 + d % 12} (FY{2010 + d % 12})")
+        for d, name in enumerate(organisations)
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         with IndexStore(tmp).writer() as writer:
             chunks = [
-                Chunk(chunk_id=f"c{i}", doc="synthetic.pdf", page_start=page, page_end=page, text=t)
+                Chunk(chunk_id=f"c{i}", doc=documents[i // CHUNKS_PER_DOCUMENT].name,
+                      page_start=page, page_end=page, text=t)
                 for i, t in enumerate(texts)
-                for page in [i // 10 + 1]
+                for page in [i % CHUNKS_PER_DOCUMENT // 10 + 1]
             ]
             manifest = Manifest(model="sentence-transformers/all-MiniLM-L6-v2", dimension=D,
-                                chunk_size=200, chunk_overlap=32, index_type="HNSW32")
+                                chunk_size=200, chunk_overlap=32, index_type="HNSW32",
+                                header_scheme="title-entities-v1")
             start = time.perf_counter()
-            writer.publish(manifest, [DocumentRecord("synthetic.pdf", "/synthetic.pdf", "0", 0,
-                                                     args.n // 10, args.n)], chunks, vectors)
+            writer.publish(manifest, documents, chunks, vectors)
             build["ragstack generation (HNSW32 + BM25 + SQLite)"] = time.perf_counter() - start
         questions = [" ".join(words[rng.integers(0, len(words), 8)]) for _ in range(args.queries)]
+        naming = [  # "What was Acme's FY2015 ..." : names one document's organisation and year
+            f"What was {organisations[d].title()}'s FY{2010 + d % 12} " + " ".join(words[picked])
+            for d in rng.integers(0, len(organisations), args.queries)
+            for picked in [rng.integers(0, len(words), 5)]
+        ]
         tokens = np.mean([len(embedder.tokenizer(q)["input_ids"]) for q in questions])
         for backend in BACKENDS:
             query_embedder = embedder if backend == "torch" else load_embedder(embedder.name, backend)
-            retriever = Retriever(tmp, query_embedder)
+            retriever = Retriever(tmp, query_embedder, route=False)
             retriever.search(questions[0])  # warm-up
             for mode in ("dense", "bm25", "hybrid") if backend == "torch" else ("dense", "hybrid"):
                 one = time_each(lambda q, mode=mode, r=retriever: r.search(q, k=10, mode=mode), questions)
                 name = f"ragstack {mode}, {backend} query embedding" if mode != "bm25" else "ragstack bm25"
                 rows.append((name, *percentiles(one), float("nan")))
+        routed = Retriever(tmp, embedder, route=True)
+        routed.search(naming[0])  # warm-up: the router is built on the first search
+        for label, asked in (("naming a document", naming), ("naming none", questions)):
+            one = time_each(lambda q: routed.search(q, k=10), asked)
+            rows.append((f"ragstack hybrid + routing, {label}", *percentiles(one), float("nan")))
+        share = np.mean([bool(r) for r in routed._router[1].route(naming)])
+        reranked = Retriever(tmp, embedder, route=True, reranker=Reranker(args.reranker))
+        reranked.search(naming[0])
+        one = time_each(lambda q: reranked.search(q, k=10), naming[:RERANK_QUERIES])
+        rows.append((f"ragstack hybrid + routing + reranker (top {RERANK_DEPTH})", *percentiles(one),
+                     float("nan")))
 
     table = Table("search, k=10", "p50 ms", "p99 ms", "batched ms/query",
                   title=f"{args.n:,} chunks x {D}, {args.queries} queries")
@@ -143,6 +176,9 @@ def main() -> None:
     console.print(table)
     console.print(f"queries: 8 words, {tokens:.1f} tokens on average with special tokens")
     console.print(f"HNSW32 (efSearch {dense.HNSW_EF_SEARCH}) recall@10 vs Flat: {recall:.3f}")
+    console.print(f"{len(documents):,} documents of {CHUNKS_PER_DOCUMENT} chunks; routing named a document "
+                  f"for {share:.0%} of the questions that name one; reranker: {args.reranker} "
+                  f"({RERANK_QUERIES} queries)")
     for name, seconds in build.items():
         console.print(f"build {name}: {seconds:.1f} s")
 
