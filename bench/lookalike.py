@@ -2,7 +2,9 @@
 
 Builds (or reuses, from the eval cache) an index of the PDFs with and without document headers,
 then scores every combination of the search-time levers (routing, duplicate folding) in the
-three modes. Questions and PDFs are the user's: nothing here knows which dataset it reads.
+three modes, and with `--reranker DIR` (a `rag finetune-rerank` model) hybrid search with the
+cross-encoder over its top 50. Questions and PDFs are the user's: nothing here knows which
+dataset it reads.
 
     python bench/lookalike.py ../shared/data/financebench/qa.jsonl --pdfs ../shared/data/financebench/pdfs
 """
@@ -22,6 +24,7 @@ from eval.cached_index import cache_index  # noqa: E402
 from eval.datasets import load_and_index, page_qrels  # noqa: E402
 from eval.metrics import ranking_metrics  # noqa: E402
 from rag.document_context import HEADER_SCHEME  # noqa: E402
+from rag.reranker import Reranker  # noqa: E402
 from rag.retrieval import Retriever  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
@@ -44,10 +47,12 @@ def main() -> None:
     parser.add_argument("qa_file", type=Path)
     parser.add_argument("--pdfs", type=Path, required=True)
     parser.add_argument("--headers", nargs="+", default=["none", HEADER_SCHEME])
+    parser.add_argument("--reranker", help="a cross-encoder directory: adds rows with it over hybrid")
     args = parser.parse_args()
     console = Console(width=160)
+    reranker = Reranker(args.reranker) if args.reranker else None
     title = f"look-alike levers: {args.qa_file.name}"
-    table = Table("headers", "mode", "routing", "folding", *METRICS, title=title)
+    table = Table("headers", "mode", "routing", "folding", "reranker", *METRICS, title=title)
     for scheme in args.headers:
         settings = Settings(doc_header=scheme)
         settings.index = cache_index("pdfqa", args.pdfs, settings)
@@ -56,10 +61,14 @@ def main() -> None:
         for mode in ("dense", "bm25", "hybrid"):
             for route in (False, True) if mode == "hybrid" and scheme != "none" else (False,):
                 retriever.route = route
-                for collapse in (False, True):
+                levers = [(False, None), (True, None)]
+                if reranker is not None and mode == "hybrid":
+                    levers += [(False, reranker), (True, reranker)]
+                for collapse, retriever.reranker in levers:
                     figures = score(retriever, questions, mode, collapse)
-                    row = [scheme, mode, "on" if route else "-", "on" if collapse else "-"]
+                    row = [scheme, mode, *("on" if x else "-" for x in (route, collapse, retriever.reranker))]
                     table.add_row(*row, *(f"{figures[m]:.4f}" for m in METRICS))
+                    console.print(*row, *(f"{figures[m]:.4f}" for m in METRICS))  # reranking is slow
     console.print(table)
 
 
