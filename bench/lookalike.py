@@ -7,6 +7,7 @@ cross-encoder over its top 50. Questions and PDFs are the user's: nothing here k
 dataset it reads.
 
     python bench/lookalike.py ../shared/data/financebench/qa.jsonl --pdfs ../shared/data/financebench/pdfs
+    python bench/lookalike.py ../shared/data/xquad/xquad.en.json
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def score(retriever: Retriever, questions: list[dict], mode: str, collapse: bool
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("qa_file", type=Path)
-    parser.add_argument("--pdfs", type=Path, required=True)
+    parser.add_argument("--pdfs", type=Path, help="the PDFs of a JSONL file (a SQuAD file holds its corpus)")
     parser.add_argument("--headers", nargs="+", default=["none", HEADER_SCHEME])
     parser.add_argument("--reranker", help="a cross-encoder directory: adds rows with it over hybrid")
     args = parser.parse_args()
@@ -55,7 +56,7 @@ def main() -> None:
     table = Table("headers", "mode", "routing", "folding", "reranker", *METRICS, title=title)
     for scheme in args.headers:
         settings = Settings(doc_header=scheme)
-        settings.index = cache_index("pdfqa", args.pdfs, settings)
+        settings.index = cache_index("pdfqa", args.pdfs or args.qa_file, settings)
         questions, _ = load_and_index(args.qa_file, args.pdfs, settings)
         retriever = Retriever(settings.index)
         for mode in ("dense", "bm25", "hybrid"):

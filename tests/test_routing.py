@@ -40,3 +40,29 @@ def test_a_question_is_routed_to_the_documents_it_names_and_only_those() -> None
 def test_documents_without_headers_route_nowhere() -> None:
     router = DocumentRouter([_doc("1", ""), _doc("2", "")])
     assert router.route(["anything at all"]) == [[]]
+
+
+def test_one_shared_word_or_a_question_word_names_no_document() -> None:
+    # encyclopedia-like paragraphs titled by their subject: a topic word is not a name
+    shelf = [
+        _doc("Prime_number-1", "Prime number 1"),
+        _doc("Doctor_Who-2", "Doctor Who 2"),
+        _doc("Super_Bowl_50-1", "Super Bowl 50 1"),
+        *(_doc(f"other-{i}", f"Other subject {i}") for i in range(6)),
+    ]
+    routes = DocumentRouter(shelf).route([
+        "Each area has a population that exceeds what number?",  # one word of "Prime number"
+        "Who registered the most sacks on the team?",  # a question word, not the series
+        "Which team won Super Bowl 50?",  # the whole name
+    ])
+    assert routes == [[], [], ["Super_Bowl_50-1"]]
+
+
+def test_a_document_without_a_header_is_routed_to_by_its_file_name() -> None:
+    # a one-chunk document gets no header; a question naming it must not go to its headed twin
+    shelf = [
+        _doc("Northwind_2018_annual.pdf", ""),
+        _doc("b.pdf", f"{NORTHWIND}, 2019 (FY2019)"),
+        *(_doc(f"x{i}.pdf", f"Unrelated Body {i} · annual report") for i in range(4)),
+    ]
+    assert DocumentRouter(shelf).route(["Northwind 2018 annual revenue"]) == [["Northwind_2018_annual.pdf"]]
