@@ -29,16 +29,17 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_PDFS = ROOT.parent / "shared" / "data" / "financebench" / "pdfs"
 CHUNK, OVERLAP = 200, 32
 PIPELINES = ("ragstack", "ragstack-fp32", "ragstack-onnx", "llamaindex-equal", "llamaindex-default")
+EXTRA_PIPELINES = ("ragstack-headers",)  # the default with a document header in every chunk
 
 
-def run_ragstack(pdfs: Path, backend: str = "torch", precision: str = "auto") -> dict:
+def run_ragstack(pdfs: Path, backend: str = "torch", precision: str = "auto", header: str = "none") -> dict:
     from rag.ingest import ingest
     from rag.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         settings = Settings(index=Path(tmp) / "index", chunk_size=CHUNK, chunk_overlap=OVERLAP,
-                            embed_backend=backend, embed_precision=precision)
+                            embed_backend=backend, embed_precision=precision, doc_header=header)
         report = ingest([pdfs], settings, progress=False)
         total = time.perf_counter() - start
     chunks = report.chunks_embedded + report.chunks_reused
@@ -89,7 +90,8 @@ def run_llamaindex(pdfs: Path, defaults: bool) -> dict:
 def child(pipeline: str, pdfs: Path) -> None:
     if pipeline.startswith("ragstack"):
         backend = "onnx-int8" if pipeline == "ragstack-onnx" else "torch"
-        result = run_ragstack(pdfs, backend, "fp32" if pipeline == "ragstack-fp32" else "auto")
+        header = "title-entities-v1" if pipeline == "ragstack-headers" else "none"
+        result = run_ragstack(pdfs, backend, "fp32" if pipeline == "ragstack-fp32" else "auto", header)
     else:
         result = run_llamaindex(pdfs, defaults=pipeline == "llamaindex-default")
     result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -121,7 +123,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=10, help="PDFs in the side-by-side run")
     parser.add_argument("--all-ragstack", action="store_true", help="also ragstack on every PDF")
     parser.add_argument("--pipelines", default=",".join(PIPELINES),
-                        help=f"comma-separated, from {', '.join(PIPELINES)}")
+                        help=f"comma-separated, from {', '.join(PIPELINES + EXTRA_PIPELINES)}")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
