@@ -7,7 +7,6 @@ the tuned model (`rag.reindex`), in dense and hybrid mode.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -21,11 +20,11 @@ from embed_finetune.split import split_held_out
 from embed_finetune.synthetic import drop_duplicates, round_trip_filter, synthetic_pairs
 from embed_finetune.train import TrainConfig, TrainResult, load_model, train
 from eval.cached_index import cache_index
-from eval.compare import Comparison, compare_runs
+from eval.compare import Comparison
 from eval.datasets import index_corpus, load_beir, load_questions, page_qrels
 from eval.metrics import ranking_metrics
-from eval.model_card import finetune_record, write_card
-from eval.report import index_settings, write_report, write_results
+from eval.model_card import save_finetune, write_before_after
+from eval.report import index_settings
 from indexes import IndexStore
 from rag.reindex import reindex
 from rag.retrieval import Retriever
@@ -252,11 +251,7 @@ def finetune_embedder(
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    for name, run in (("base", before), ("tuned", after)):
-        (report_dir / name).mkdir(parents=True, exist_ok=True)
-        write_results(report_dir / name, run)
-        write_report(report_dir / name, run, f"{name} model on {run['queries']} held-out queries")
-    comparison = compare_runs(report_dir / "base", report_dir / "tuned", out=report_dir / "compare.md")
+    comparison = write_before_after(report_dir, ("base", before), ("tuned", after))
     timings["total_s"] = time.perf_counter() - started
     result = FinetuneResult(
         base_model=base,
@@ -274,11 +269,8 @@ def finetune_embedder(
         timings=timings,
         comparison=comparison,
     )
-    record = finetune_record(result)
-    (report_dir / "finetune.json").write_text(json.dumps(record, indent=2) + "\n")
     usage = "Use it: `rag reindex --model THIS_DIR` (or `rag ingest --model THIS_DIR` into a new index)."
-    summary = {k: v for k, v in record.items() if k not in ("loss_log", "held_out_query_ids")}
-    write_card(out, result.card_facts(), comparison, usage, summary)
+    save_finetune(out, result, usage)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)  # done: nothing left to resume
     shutil.rmtree(out / "train-data", ignore_errors=True)
     shutil.rmtree(out / "mining-cache", ignore_errors=True)

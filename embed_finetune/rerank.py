@@ -11,7 +11,6 @@ costs one search per query instead of encoding the whole corpus again.
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import time
@@ -24,9 +23,8 @@ from embed_finetune.finetune import FinetuneJob, _base_index, build_pairs, evalu
 from embed_finetune.pairs import PairSet
 from embed_finetune.split import split_held_out
 from embed_finetune.train import TrainResult
-from eval.compare import Comparison, compare_runs
-from eval.model_card import finetune_record, write_card
-from eval.report import write_report, write_results
+from eval.compare import Comparison
+from eval.model_card import save_finetune, write_before_after
 from indexes import contextual_text
 from rag.embedding import DEFAULT_MODEL, resolve_model, resolve_precision
 from rag.loading import has_cuda, model_loading
@@ -235,11 +233,7 @@ def finetune_reranker(
     reranker = Reranker(str(out), max_length=job.config.max_length)
     after = evaluate(job, settings, held_out, str(out.resolve()), index, reranker=reranker, modes=EVAL_MODES)
     cost_ms = rerank_cost(index, reranker, list(held_out.queries().values())[:COST_QUERIES])
-    for name, run in (("base", before), ("reranked", after)):
-        (report_dir / name).mkdir(parents=True, exist_ok=True)
-        write_results(report_dir / name, run)
-        write_report(report_dir / name, run, f"{name} on {run['queries']} held-out queries")
-    comparison = compare_runs(report_dir / "base", report_dir / "reranked", out=report_dir / "compare.md")
+    comparison = write_before_after(report_dir, ("base", before), ("reranked", after))
     timings["total_s"] = time.perf_counter() - started
     result = RerankResult(
         base_model=base,
@@ -257,10 +251,7 @@ def finetune_reranker(
         timings=timings,
         comparison=comparison,
     )
-    record = finetune_record(result)
-    (report_dir / "finetune.json").write_text(json.dumps(record, indent=2) + "\n")
     usage = "Use it: `rag search --rerank THIS_DIR`, `rag ask --rerank THIS_DIR`, or `RAG_RERANKER=THIS_DIR`."
-    summary = {k: v for k, v in record.items() if k not in ("loss_log", "held_out_query_ids")}
-    write_card(out, result.card_facts(), comparison, usage, summary)
+    save_finetune(out, result, usage)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     return result

@@ -9,8 +9,8 @@ import json
 from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
 
-from eval.compare import Comparison
-from eval.report import figure_tables
+from eval.compare import Comparison, compare_runs
+from eval.report import figure_tables, write_report, write_results
 
 SECTION = "## ragstack fine-tuning"
 
@@ -65,3 +65,22 @@ def write_card(directory: Path, facts: list[str], comparison: Comparison, usage:
     readme.write_text(text.split(SECTION)[0].rstrip() + "\n\n" + "\n".join(section) + "\n")
     (directory / "ragstack-finetune.json").write_text(json.dumps(record, indent=2) + "\n")
     return readme
+
+
+def save_finetune(directory: Path, result, usage: str) -> dict:
+    """The end of every fine-tuning command: `eval/finetune.json` (the whole record) and the
+    card (the record without its long lists); returns the record."""
+    record = finetune_record(result)
+    (directory / "eval" / "finetune.json").write_text(json.dumps(record, indent=2) + "\n")
+    summary = {k: v for k, v in record.items() if k not in ("loss_log", "held_out_query_ids")}
+    write_card(directory, result.card_facts(), result.comparison, usage, summary)
+    return record
+
+
+def write_before_after(report_dir: Path, before: tuple[str, dict], after: tuple[str, dict]) -> Comparison:
+    """Each run's results and report in `report_dir/NAME`, and `compare.md` between them."""
+    for name, run in (before, after):
+        (report_dir / name).mkdir(parents=True, exist_ok=True)
+        write_results(report_dir / name, run)
+        write_report(report_dir / name, run, f"{name} on {run['queries']} held-out queries")
+    return compare_runs(report_dir / before[0], report_dir / after[0], out=report_dir / "compare.md")

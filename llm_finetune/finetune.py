@@ -13,7 +13,7 @@ from pathlib import Path
 
 from eval.compare import Comparison, compare_runs
 from eval.datasets import load_and_index
-from eval.model_card import finetune_record, write_card
+from eval.model_card import save_finetune
 from eval.report import write_report, write_results
 from indexes import IndexStore
 from llm_finetune.evaluate import replies, score
@@ -220,8 +220,6 @@ def finetune_generator(job: FinetuneJob, settings: Settings) -> FinetuneResult:
         timings={"train_s": trained.seconds, "total_s": time.perf_counter() - started},
         comparison=comparison,
     )
-    record = finetune_record(result)
-    (report / "finetune.json").write_text(json.dumps(record, indent=2) + "\n")
     # what `rag export-merged` reads to find the base again
     (out / "ragstack-adapter.json").write_text(
         json.dumps({"base": job.base, "method": method}, indent=2) + "\n"
@@ -230,8 +228,7 @@ def finetune_generator(job: FinetuneJob, settings: Settings) -> FinetuneResult:
         "Serve it: `rag serve --adapter THIS_DIR` (transformers or `--engine vllm`); merge it: "
         "`rag export-merged THIS_DIR --out MERGED_DIR`."
     )
-    summary = {k: v for k, v in record.items() if k != "loss_log"}
-    write_card(out, result.card_facts(), comparison, usage, summary)
+    save_finetune(out, result, usage)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     return result
 

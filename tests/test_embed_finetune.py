@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from pdfs import make_pdf
+from conftest import FACTS
 from typer.testing import CliRunner
 
 from embed_finetune.pairs import Pair, PairSet, beir_pairs, qa_pairs
@@ -16,52 +16,7 @@ from embed_finetune.split import split_held_out
 from embed_finetune.synthetic import crop_query, drop_duplicates, round_trip_filter, synthetic_pairs
 from indexes import IndexStore
 from rag.cli import app
-from rag.ingest import ingest
 from rag.retrieval import Retriever
-
-FACTS = {
-    "volcanoes.pdf": [
-        "Mount Etna on Sicily is one of the most active volcanoes in Europe and erupts every few years. "
-        "Lava from its summit craters has reached the town of Catania several times in recorded history. "
-        "Volcanologists measure sulphur dioxide in the plume to forecast new eruptions on the mountain. "
-        "Farmers grow pistachios and grapes in the fertile volcanic soil on the lower slopes of Etna.",
-        "Iceland sits on the Mid-Atlantic Ridge, where the North American and Eurasian plates drift apart. "
-        "The eruption of Eyjafjallajokull in 2010 closed European airspace for six days because of ash. "
-        "Geothermal power stations in Iceland turn underground heat into electricity for aluminium smelters. "
-        "Hot springs such as the Blue Lagoon draw visitors who bathe in mineral-rich warm water all year.",
-    ],
-    "bees.pdf": [
-        "Honey bees communicate the direction of flowers to their sisters with a waggle dance in the hive. "
-        "A worker bee lives about six weeks in summer and spends its last days foraging for nectar. "
-        "The queen lays up to two thousand eggs a day during the spring build-up of the colony. "
-        "Beekeepers treat colonies against the varroa mite, a parasite that spreads viruses among bees.",
-        "Bumblebees can fly in colder weather than honey bees because they shiver to warm their muscles. "
-        "Tomato growers release bumblebees in greenhouses to shake pollen loose by buzz pollination. "
-        "Wild solitary bees nest in hollow stems, sandy banks and holes in dead wood rather than in hives. "
-        "Planting wildflower strips along field margins gives pollinators food between crop flowering times.",
-    ],
-    "trains.pdf": [
-        "The Shinkansen high-speed line between Tokyo and Osaka opened in 1964, before the Olympic Games. "
-        "Its trains tilt slightly in curves and reach 285 kilometres per hour on the Tokaido route. "
-        "Earthquake sensors along the track cut the power so that trains brake before shaking arrives. "
-        "Cleaning crews turn a train around at Tokyo station in seven minutes between two journeys.",
-        "The Glacier Express crosses the Swiss Alps from Zermatt to St. Moritz in about eight hours. "
-        "It climbs over the Oberalp Pass on a rack railway section where a cog wheel grips the track. "
-        "Panoramic windows in the carriages let travellers see the Landwasser Viaduct and its stone arches. "
-        "Narrow gauge track lets the line take tight curves through the mountain valleys of Graubunden.",
-    ],
-}
-
-
-@pytest.fixture
-def prose_index(tmp_path: Path, settings, embedder):
-    folder = tmp_path / "prose"
-    folder.mkdir()
-    for name, pages in FACTS.items():
-        make_pdf(folder / name, pages)
-    settings.chunk_size, settings.chunk_overlap = 48, 8  # a few sentences a chunk: many chunks
-    ingest([folder], settings, progress=False, embedder=embedder)
-    return settings
 
 
 def test_beir_pairs_one_per_relevant_document(tmp_path: Path) -> None:

@@ -9,31 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pdfs import make_pdf
-from test_embed_finetune import FACTS
+from conftest import FACTS
 from typer.testing import CliRunner
 
 from embed_finetune.rerank import RerankConfig, train_reranker
 from indexes import IndexStore, contextual_text
 from rag.cli import app
 from rag.embedding import DEFAULT_MODEL
-from rag.ingest import ingest
 from rag.reranker import RERANK_DEPTH, Reranker
 from rag.retrieval import Retriever
 
 QUESTION = "Which volcano erupts near Catania?"
-
-
-@pytest.fixture
-def prose_index(tmp_path: Path, settings, embedder):
-    folder = tmp_path / "prose"
-    folder.mkdir()
-    for name, pages in FACTS.items():
-        make_pdf(folder / name, pages)
-    settings.chunk_size, settings.chunk_overlap = 48, 8
-    settings.doc_header = "title-entities-v1"  # the reranker reads the header with the text
-    ingest([folder], settings, progress=False, embedder=embedder)
-    return settings
 
 
 @pytest.fixture(scope="module")
