@@ -11,19 +11,28 @@ import typer
 from rag.terminal import EpochsOpt, LrOpt, MaxStepsOpt, ResumeOpt, run_guarded
 from rag.terminal import out as console
 
+# the pair sources both commands train on (embed_finetune.finetune.build_pairs)
+IndexSourceOpt = Annotated[
+    Path | None, typer.Option("--index", help="Index to train on (synthetic queries, or --qa labels)")
+]
+BeirOpt = Annotated[Path | None, typer.Option(help="BEIR dataset to train on (its qrels)")]
+SplitOpt = Annotated[str, typer.Option(help="BEIR qrels split to train on")]
+EvalSplitOpt = Annotated[str, typer.Option(help="BEIR split also scored before/after")]
+QaOpt = Annotated[Path | None, typer.Option(help="QA file with evidence pages: its pages are positives")]
+SyntheticOpt = Annotated[int, typer.Option(help="Chunks to write synthetic queries for")]
+RoundTripOpt = Annotated[int, typer.Option(help="A query must find its chunk in this top k")]
+HeldOutOpt = Annotated[float, typer.Option(help="Fraction of queries held out for evaluation")]
+EvalQaOpt = Annotated[Path | None, typer.Option(help="Questions scored before/after, never trained on")]
+
 
 def finetune_embed(
     out: Annotated[Path, typer.Option(help="Directory for the tuned model (with its card and report)")],
-    index: Annotated[
-        Path | None, typer.Option(help="Index to tune on (synthetic queries, or --qa labels)")
-    ] = None,
-    beir: Annotated[Path | None, typer.Option(help="BEIR dataset to train on (its qrels)")] = None,
-    split: Annotated[str, typer.Option(help="BEIR qrels split to train on")] = "train",
-    eval_split: Annotated[str, typer.Option(help="BEIR split also scored before/after")] = "test",
-    qa: Annotated[
-        Path | None, typer.Option(help="QA file with evidence pages: its pages are positives")
-    ] = None,
-    synthetic: Annotated[int, typer.Option(help="Chunks to write synthetic queries for")] = 2000,
+    index: IndexSourceOpt = None,
+    beir: BeirOpt = None,
+    split: SplitOpt = "train",
+    eval_split: EvalSplitOpt = "test",
+    qa: QaOpt = None,
+    synthetic: SyntheticOpt = 2000,
     queries: Annotated[str, typer.Option(help="Synthetic query style: crop (no LLM) or llm")] = "crop",
     query_engine: Annotated[str, typer.Option(help="Generator for llm queries: transformers or openai")] = (
         "transformers"
@@ -32,11 +41,9 @@ def finetune_embed(
         str | None, typer.Option(help="Generator model (default: the bundled one)")
     ] = None,
     query_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL (e.g. vLLM)")] = None,
-    round_trip_k: Annotated[int, typer.Option(help="A query must find its chunk in this top k")] = 10,
-    held_out: Annotated[float, typer.Option(help="Fraction of queries held out for evaluation")] = 0.1,
-    eval_qa: Annotated[
-        Path | None, typer.Option(help="Questions scored before/after, never trained on")
-    ] = None,
+    round_trip_k: RoundTripOpt = 10,
+    held_out: HeldOutOpt = 0.1,
+    eval_qa: EvalQaOpt = None,
     base: Annotated[str | None, typer.Option(help="Model to tune (default: the index's model)")] = None,
     epochs: EpochsOpt = 1.0,
     batch_size: Annotated[int, typer.Option(help="Pairs per batch (in-batch negatives)")] = 32,
@@ -89,21 +96,15 @@ def finetune_embed(
 
 def finetune_rerank(
     out: Annotated[Path, typer.Option(help="Directory for the cross-encoder (with its card and report)")],
-    index: Annotated[
-        Path | None, typer.Option(help="Index to train on (synthetic queries, or --qa labels)")
-    ] = None,
-    beir: Annotated[Path | None, typer.Option(help="BEIR dataset to train on (its qrels)")] = None,
-    split: Annotated[str, typer.Option(help="BEIR qrels split to train on")] = "train",
-    eval_split: Annotated[str, typer.Option(help="BEIR split also scored before/after")] = "test",
-    qa: Annotated[
-        Path | None, typer.Option(help="QA file with evidence pages: its pages are positives")
-    ] = None,
-    synthetic: Annotated[int, typer.Option(help="Chunks to write synthetic queries for")] = 2000,
-    round_trip_k: Annotated[int, typer.Option(help="A query must find its chunk in this top k")] = 10,
-    held_out: Annotated[float, typer.Option(help="Fraction of queries held out for evaluation")] = 0.1,
-    eval_qa: Annotated[
-        Path | None, typer.Option(help="Questions scored before/after, never trained on")
-    ] = None,
+    index: IndexSourceOpt = None,
+    beir: BeirOpt = None,
+    split: SplitOpt = "train",
+    eval_split: EvalSplitOpt = "test",
+    qa: QaOpt = None,
+    synthetic: SyntheticOpt = 2000,
+    round_trip_k: RoundTripOpt = 10,
+    held_out: HeldOutOpt = 0.1,
+    eval_qa: EvalQaOpt = None,
     base: Annotated[
         str | None, typer.Option(help="Encoder or cross-encoder to start from (default: bundled MiniLM)")
     ] = None,
