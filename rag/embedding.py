@@ -7,14 +7,13 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal, get_args
 
 import numpy as np
 
-from rag.loading import bitsandbytes_hidden, default_device, model_loading
+from rag.loading import bitsandbytes_hidden, default_device, inference_device, model_loading
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_NAMES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
@@ -55,7 +54,6 @@ class Embedder:
         batch_size: int = 32,
         precision: str = "auto",
     ):
-        import torch
         import transformers
 
         with bitsandbytes_hidden():
@@ -63,9 +61,7 @@ class Embedder:
 
         transformers.logging.disable_progress_bar()
 
-        device = device or default_device()
-        if device == "cpu":
-            torch.set_num_threads(os.cpu_count() or 1)
+        device = inference_device(device)
         self.name = model
         self.batch_size = batch_size
         self.device = device

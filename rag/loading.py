@@ -29,6 +29,19 @@ def default_device() -> str:
     return "cuda" if has_cuda() else "cpu"
 
 
+def inference_device(device: str | None = None) -> str:
+    """The device a model runs on (`device`, else the default); on a CPU, torch is told to use
+    every core, which it does not by default in every environment."""
+    import os
+
+    import torch
+
+    device = device or default_device()
+    if device == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+    return device
+
+
 @contextmanager
 def bitsandbytes_hidden() -> Iterator[None]:
     """Import a library (sentence-transformers) without bitsandbytes being imported along with it.

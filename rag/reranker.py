@@ -13,12 +13,10 @@ works for users online.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from rag.embedding import resolve_model, resolve_precision
-from rag.loading import bitsandbytes_hidden, default_device, model_loading
+from rag.loading import bitsandbytes_hidden, inference_device, model_loading
 
 RERANK_DEPTH = 50  # fused candidates the cross-encoder reads per query
 MAX_LENGTH = 320  # tokens of question + header + chunk: a 200-token chunk, its header, a question
@@ -41,14 +39,11 @@ class Reranker:
     def __init__(
         self, model: str, batch_size: int = 32, max_length: int = MAX_LENGTH, precision: str = "auto"
     ):
-        import torch
 
         with bitsandbytes_hidden():
             from sentence_transformers import CrossEncoder
 
-        device = default_device()
-        if device == "cpu":
-            torch.set_num_threads(os.cpu_count() or 1)
+        device = inference_device()
         self.name = model
         self.batch_size = batch_size
         self.device = device
