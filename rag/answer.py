@@ -8,6 +8,11 @@ Small models cite unreliably, so after generation:
 Sources far from the question (cosine below `min_similarity`, default MIN_SIMILARITY) are left
 out; when none is left, the answer says the documents do not contain it and the generator is not
 called.
+
+Then the claim check (rag.claims): a sentence whose number or name is in no source is marked
+unsupported (`claims`, and on each citation `supported` and the `unsupported` spans), and by the
+`unsupported` policy kept marked, dropped, or replaced by the source sentence that best answers
+the question (extractive, cited).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from indexes import Span
+from rag.claims import Claim, UnsupportedPolicy, check_claims, split_sentences
 from rag.generation import Generator, Message, clean
 from rag.retrieval import Mode, Retriever, SearchResult
 
@@ -28,10 +34,12 @@ ANSWER_K = 3  # sources given to the generator: small models do best with few
 MAX_TOKENS = 160  # answer length bound: small models ramble
 ATTRIBUTION_MIN = 0.3
 NOT_FOUND = "The documents do not contain an answer to this question."
+UNSUPPORTED = "mark"  # chosen by measurement: bench/RESULTS.md, "Claim check"
 SYSTEM_PROMPT = (
     "You answer questions using only the numbered sources given. After each sentence, cite the "
-    "source it comes from as [1], [2], ... Answer briefly, in one to three sentences. If the "
-    "sources do not contain the answer, say that the documents do not contain it."
+    "source it comes from as [1], [2], ... Answer briefly, in one to three sentences. Write "
+    "figures, dates and names exactly as the source writes them. If the sources do not contain "
+    "the answer, say that the documents do not contain it."
 )
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -43,10 +51,13 @@ class Citation(Span):
 
     n: int
     attributed: bool = False  # added by matching the sentence to a source, not cited by the model
+    extracted: bool = False  # the source's own sentence, put in place of an unsupported one
+    supported: bool = True  # every sentence citing it states only figures and names it holds
+    unsupported: tuple[str, ...] = ()  # the figures and names those sentences add
 
     def to_dict(self) -> dict:
         # "page" is what clients of the first HTTP API read; it stays as an alias of page_start
-        return {**super().to_dict(), "page": self.page_start}
+        return {**super().to_dict(), "page": self.page_start, "unsupported": list(self.unsupported)}
 
 
 @dataclass
@@ -58,12 +69,14 @@ class Answer:
     sources: list[SearchResult] = field(default_factory=list)
     invalid_citations: list[int] = field(default_factory=list)
     found: bool = True
+    claims: list[Claim] = field(default_factory=list)  # per sentence of the reply, as generated
 
     def to_dict(self) -> dict:
         return {
-            **{k: v for k, v in vars(self).items() if k not in ("citations", "sources")},
+            **{k: v for k, v in vars(self).items() if k not in ("citations", "sources", "claims")},
             "citations": [c.to_dict() for c in self.citations],
             "sources": [s.to_dict() for s in self.sources],
+            "claims": [c.to_dict() for c in self.claims],
         }
 
 
@@ -77,6 +90,11 @@ def build_messages(
         *(history or []),
         {"role": "user", "content": f"Sources:\n\n{numbered}\n\nQuestion: {question}"},
     ]
+
+
+def grounding_text(question: str, sources: list[SearchResult]) -> str:
+    """What an answer may take its figures from: the question and the sources' words."""
+    return "\n".join([question, *(s.text for s in sources)])
 
 
 def check_citations(
@@ -106,21 +124,83 @@ def check_citations(
                 best = int(np.argmax(sims[row]))
                 if sims[row, best] >= ATTRIBUTION_MIN:
                     n = best + 1
-                    sentence = sentences[i].rstrip()
-                    end = len(sentence) - len(sentence.rstrip(".!?"))
-                    sentences[i] = f"{sentence[: len(sentence) - end]} [{n}]{sentence[len(sentence) - end :]}"
+                    sentences[i] = with_citation(sentences[i], n)
                     if n not in cited:
                         attributed.add(n)
             text = " ".join(sentences)
-    citations = [
+    return text, cite(text, sources, attributed), sorted(set(invalid))
+
+
+def with_citation(sentence: str, n: int, final: str = "") -> str:
+    """"It rose." -> "It rose [2]." (`final` ends a sentence that had no end mark)."""
+    sentence = sentence.rstrip()
+    body = sentence.rstrip(".!?")
+    return f"{body} [{n}]{sentence[len(body):] or final}"
+
+
+def cite(
+    text: str,
+    sources: list[SearchResult],
+    attributed: set[int] = frozenset(),
+    extracted: set[int] = frozenset(),
+    claims: list[Claim] = (),
+) -> list[Citation]:
+    """The citations of `text`: one per source it cites, with what the claim check found in the
+    sentences citing that source."""
+    cited = {int(x) for group in _CITATION.findall(text) for x in group.split(",")}
+    unsupported: dict[int, list[str]] = {}
+    for claim in claims:
+        for n in claim.cites:
+            unsupported.setdefault(n, []).extend(claim.unsupported)
+    return [
         Citation(
             doc=s.doc, page_start=s.page_start, page_end=s.page_end, chunk_id=s.chunk_id, n=n,
-            attributed=n in attributed,
+            attributed=n in attributed and n not in extracted, extracted=n in extracted,
+            supported=not unsupported.get(n), unsupported=tuple(dict.fromkeys(unsupported.get(n, ()))),
         )
         for n, s in enumerate(sources, 1)
-        if n in cited or n in attributed
+        if n in cited
     ]
-    return text, citations, sorted(set(invalid))
+
+
+def apply_unsupported_policy(
+    claims: list[Claim],
+    sources: list[SearchResult],
+    question: str,
+    policy: UnsupportedPolicy,
+    embed=None,
+) -> tuple[str, set[int]]:
+    """The answer's text under `policy` (the claims are its sentences): "mark" keeps every
+    sentence; "drop" leaves out the unsupported ones; "extract" puts in the place of each the
+    source sentence closest to the question, cited (or drops it when no source sentence is left
+    or there is no `embed`). With nothing supported left, the answer is the refusal. Also
+    returns the sources of extracted sentences."""
+    if policy == "mark" or all(c.supported for c in claims):
+        return " ".join(c.sentence for c in claims), set()
+    candidates = [
+        (n, sentence)
+        for n, source in enumerate(sources, 1)
+        for sentence in split_sentences(source.text.replace("\n", " "))
+        if 4 <= len(sentence.split()) <= 60
+    ]
+    order: list[int] = []
+    if policy == "extract" and embed is not None and candidates:
+        similarity = embed([s for _, s in candidates]) @ embed([question])[0]
+        order = [int(i) for i in np.argsort(-similarity)]
+    kept, extracted = [], set()
+    for claim in claims:
+        if claim.supported:
+            kept.append(claim.sentence)
+            continue
+        while order:
+            n, sentence = candidates[order.pop(0)]
+            if sentence not in kept:
+                kept.append(with_citation(sentence, n, final="."))
+                extracted.add(n)
+                break
+    if not any(c.supported for c in claims) and not extracted:
+        return NOT_FOUND, set()
+    return " ".join(kept), extracted
 
 
 class Answerer:
@@ -134,6 +214,8 @@ class Answerer:
             answer is NOT_FOUND, without generating.
         max_tokens: bound on the answer length (small models ramble).
         collapse: fold near-duplicate sources (rag.duplicates) so that none is given twice.
+        unsupported: what becomes of a sentence stating a figure or name no source holds:
+            "mark" (kept, flagged in `claims` and its citations), "drop", or "extract".
 
     Example:
         >>> answerer = Answerer(Retriever(index), TransformersGenerator())
@@ -149,8 +231,10 @@ class Answerer:
         min_similarity: float = MIN_SIMILARITY,
         max_tokens: int = MAX_TOKENS,
         collapse: bool = False,
+        unsupported: UnsupportedPolicy = UNSUPPORTED,
     ):
         self.retriever = retriever
+        self.unsupported = unsupported
         self.generator = generator
         self.k, self.mode = k, mode
         self.min_similarity = min_similarity
@@ -168,6 +252,7 @@ class Answerer:
             min_similarity=settings.min_similarity,
             max_tokens=settings.max_tokens,
             collapse=settings.collapse_duplicates,
+            unsupported=settings.unsupported,
         )
 
     def retrieve(self, query: str, docs: list[str] | None = None) -> list[SearchResult]:
@@ -205,17 +290,33 @@ class Answerer:
         for start in range(0, len(todo), batch_size):
             group = todo[start : start + batch_size]
             prompts = [build_messages(questions[i], sources[i]) for i in group]
+            grounding = [grounding_text(questions[i], sources[i]) for i in group]
             if batched is not None:
-                replies = batched(prompts, self.max_tokens)
+                replies = batched(prompts, self.max_tokens, **self._grounded(grounding))
             else:
-                replies = ["".join(self.generator.stream(m, self.max_tokens)) for m in prompts]
+                replies = [
+                    "".join(self.generator.stream(m, self.max_tokens, **self._grounded(g)))
+                    for m, g in zip(prompts, grounding, strict=True)
+                ]
             for i, reply in zip(group, replies, strict=True):
                 answers[i] = self._checked(questions[i], questions[i], reply, sources[i])
         return answers  # type: ignore[return-value]
 
+    def _grounded(self, grounding) -> dict:
+        """The `grounding` keyword for a generator that decodes numbers from it (the embedded
+        one); nothing for the others, which the claim check alone keeps honest."""
+        return {"grounding": grounding} if getattr(self.generator, "grounded", False) else {}
+
     def _checked(self, question: str, query: str, reply: str, sources: list[SearchResult]) -> Answer:
-        text, citations, invalid = check_citations(clean(reply), sources, self.retriever.embedder.encode)
-        return Answer(question, query, text, citations, sources, invalid)
+        embed = self.retriever.embedder.encode
+        text, citations, invalid = check_citations(clean(reply), sources, embed)
+        attributed = {c.n for c in citations if c.attributed}
+        asked = question if question == query else f"{question}\n{query}"
+        claims = check_claims(text, [s.text for s in sources], asked)
+        text, extracted = apply_unsupported_policy(claims, sources, query, self.unsupported, embed)
+        shown = claims if self.unsupported == "mark" else [c for c in claims if c.supported]
+        citations = cite(text, sources, attributed, extracted, shown)
+        return Answer(question, query, text, citations, sources, invalid, claims=claims)
 
     def stream(
         self,
@@ -261,8 +362,9 @@ class AnswerStream:
             yield NOT_FOUND
             return
         messages = build_messages(self.query, sources, self.history)
+        grounding = self.answerer._grounded(grounding_text(f"{self.question}\n{self.query}", sources))
         raw: list[str] = []
-        for piece in self.answerer.generator.stream(messages, self.max_tokens, self.temperature):
+        for piece in self.answerer.generator.stream(messages, self.max_tokens, self.temperature, **grounding):
             raw.append(piece)
             yield piece
         self.answer = self.answerer._checked(self.question, self.query, "".join(raw), sources)

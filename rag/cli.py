@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from indexes import IndexStore
@@ -202,6 +203,13 @@ def _print_sources(answer) -> None:
         out.print(f"  [{n}] {source.label()} {mark}{_also_in(source)}", highlight=False)
     if answer.invalid_citations:
         out.print(f"  removed citations to missing sources: {answer.invalid_citations}", highlight=False)
+    for claim in answer.claims:
+        if not claim.supported:
+            out.print(
+                f"  [yellow]unsupported[/]: {escape(', '.join(claim.unsupported))} (in no source) "
+                f"in: {escape(claim.sentence)}",
+                highlight=False,
+            )
 
 
 @app.command()

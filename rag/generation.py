@@ -114,13 +114,22 @@ class TransformersGenerator:
     Args:
         model: the bundled SmolLM2-135M-Instruct (default), a local directory or a hub id.
         device: "cpu", "cuda", ...; the GPU when torch sees one.
+        adapter: a LoRA adapter (rag finetune-llm) merged into the model.
+        grounded: with a `grounding` text given to `stream`/`generate_batch`, numbers are
+            written only as that text writes them (rag.grounded_decoding).
 
     Example:
         >>> generator = TransformersGenerator()
         >>> generate(generator, [{"role": "user", "content": "Say hi"}], max_tokens=8)
     """
 
-    def __init__(self, model: str = DEFAULT_GENERATOR, device: str | None = None, adapter: str | None = None):
+    def __init__(
+        self,
+        model: str = DEFAULT_GENERATOR,
+        device: str | None = None,
+        adapter: str | None = None,
+        grounded: bool = True,
+    ):
         import torch
         import transformers
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -128,6 +137,7 @@ class TransformersGenerator:
         transformers.logging.disable_progress_bar()  # no "Loading weights" bar on every start
         self.name = model
         self.adapter = adapter
+        self.grounded = grounded
         path = hf_model_dir(model)
         self.device = device or default_device()
         with model_loading:
@@ -147,15 +157,22 @@ class TransformersGenerator:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def stream(
-        self, messages: list[Message], max_tokens: int = 256, temperature: float = 0.0
+        self,
+        messages: list[Message],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        grounding: str | None = None,
     ) -> Iterator[str]:
+        """The reply piece by piece; with `grounding` (the sources and the question), its numbers
+        are only the ones that text writes."""
         from transformers import TextIteratorStreamer
 
         prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         prompt_length = inputs["input_ids"].shape[1]
-        decoding = _decoding(max_tokens, temperature, self.tokenizer.eos_token_id, prompt_length)
+        eos = self.tokenizer.eos_token_id
+        decoding = self._decoding(max_tokens, temperature, eos, prompt_length, grounding)
         options = {"streamer": streamer, **decoding}
         failure: list[BaseException] = []
 
@@ -176,7 +193,11 @@ class TransformersGenerator:
 
 
     def generate_batch(
-        self, conversations: list[list[Message]], max_tokens: int = 256, temperature: float = 0.0
+        self,
+        conversations: list[list[Message]],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        grounding: list[str] | None = None,
     ) -> list[str]:
         """Replies to several conversations in one padded batch, for evaluation runs: on this
         2-core CPU, batches of 8 give 3.6x the answers per second (bench/RESULTS.md)."""
@@ -189,11 +210,24 @@ class TransformersGenerator:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         inputs = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         prompt_length = inputs["input_ids"].shape[1]  # padded on the left: the same for every row
-        options = _decoding(max_tokens, temperature, self.tokenizer.pad_token_id, prompt_length)
+        pad = self.tokenizer.pad_token_id
+        options = self._decoding(max_tokens, temperature, pad, prompt_length, grounding)
         with self._lock:
             output = self.model.generate(**inputs.to(self.device), **options)
         new = output[:, inputs["input_ids"].shape[1] :]
         return [clean(text) for text in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+
+    def _decoding(
+        self, max_tokens: int, temperature: float, pad_token_id: int, prompt_length: int, grounding
+    ) -> dict:
+        options = _decoding(max_tokens, temperature, pad_token_id, prompt_length)
+        if self.grounded and grounding is not None:
+            from rag.grounded_decoding import GroundedNumbers
+
+            rows = [grounding] if isinstance(grounding, str) else grounding
+            options["logits_processor"].append(GroundedNumbers(self.tokenizer, rows, prompt_length))
+        return options
 
 
 def _decoding(max_tokens: int, temperature: float, pad_token_id: int, prompt_length: int) -> dict:

@@ -17,7 +17,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from rag.answer import ANSWER_K, MAX_TOKENS, MIN_SIMILARITY
+from rag.answer import ANSWER_K, MAX_TOKENS, MIN_SIMILARITY, UNSUPPORTED
+from rag.claims import UnsupportedPolicy
 from rag.document_context import HEADER_SCHEME, HeaderScheme
 from rag.documents import Extractor
 from rag.embedders import Backend
@@ -75,6 +76,9 @@ class Settings(BaseSettings):
     answer_k: int = Field(ANSWER_K, ge=1, description="sources given to the generator")
     min_similarity: float = Field(MIN_SIMILARITY, description="below this best-source cosine: no answer")
     max_tokens: int = Field(MAX_TOKENS, ge=1, description="answer length bound")
+    unsupported: UnsupportedPolicy = Field(
+        UNSUPPORTED, description="a sentence stating a figure or name no source holds: mark, drop or extract"
+    )
     sessions: Path = Field(default_factory=default_sessions_file)
 
     # serving (serve/)

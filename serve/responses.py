@@ -73,6 +73,7 @@ def answer_extras(answer: Answer, session_id: str | None) -> dict:
         "citations": [c.to_dict() for c in answer.citations],
         "sources": [{"n": n, **s.to_dict()} for n, s in enumerate(answer.sources, 1)],
         "invalid_citations": answer.invalid_citations,
+        "claims": [c.to_dict() for c in answer.claims],
         "query": answer.query,
         "found": answer.found,
         "session_id": session_id,

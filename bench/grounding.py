@@ -1,0 +1,132 @@
+"""Grounded answers: what grounded decoding and each unsupported-claim policy do to the answers.
+
+Answers a spread of the questions (every n-th, so many articles or filings are in it) twice
+with the embedded generator, without and with grounded decoding (rag.grounded_decoding), then
+applies each policy of the claim check (rag.claims: mark, drop, extract) to the same replies,
+and scores each: EM and token F1 against the references, citation precision against the
+evidence pages, the sentences stating a number found in no source (shown unmarked, marked,
+dropped, replaced), and for answers with a number the share whose numbers are all in the
+sources they cite.
+
+    python bench/grounding.py ../shared/data/xquad/xquad.en.json --limit 200
+    python bench/grounding.py ../shared/data/financebench/qa.jsonl --pdfs ../shared/data/financebench/pdfs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from eval.answer_metrics import best_over_references, citation_precision_recall, exact_match, token_f1  # noqa: E402
+from eval.cached_index import cache_index  # noqa: E402
+from eval.datasets import load_and_index  # noqa: E402
+from rag.answer import Answerer, apply_unsupported_policy, cite  # noqa: E402
+from rag.claims import UNSUPPORTED_POLICIES, check_claims, number_values  # noqa: E402
+from rag.generation import TransformersGenerator  # noqa: E402
+from rag.retrieval import Retriever  # noqa: E402
+from rag.settings import load_settings  # noqa: E402
+
+BATCH = 8
+_CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
+
+
+def spread(questions: list[dict], limit: int | None) -> list[dict]:
+    """Every n-th question: the first `limit` would be one or two articles."""
+    if not limit or limit >= len(questions):
+        return questions
+    step = len(questions) / limit
+    return [questions[int(i * step)] for i in range(limit)]
+
+
+def answer_all(answerer: Answerer, questions: list[dict], label: str) -> tuple[list, float]:
+    answers, started = [], time.perf_counter()
+    for start in tqdm(range(0, len(questions), BATCH), desc=label):
+        answers += answerer.answer_batch([q["question"] for q in questions[start : start + BATCH]], BATCH)
+    return answers, (time.perf_counter() - started) / max(1, len(questions))
+
+
+def score(answers: list, questions: list[dict], policy: str, embed) -> dict[str, float]:
+    """Figures of one policy applied to the replies (all checked with the "mark" policy)."""
+    em = f1 = precision = 0.0
+    unmarked = marked = dropped = replaced = with_number = numbers_cited = 0
+    for answer, q in zip(answers, questions, strict=True):
+        number_claims = [c for c in answer.claims if c.unsupported_numbers]
+        if policy == "none":  # what a user saw before the claim check: every sentence, unflagged
+            text, extracted = " ".join(c.sentence for c in answer.claims) or answer.text, set()
+            unmarked += len(number_claims)
+        else:
+            text, extracted = (
+                apply_unsupported_policy(answer.claims, answer.sources, q["question"], policy, embed)
+                if answer.claims else (answer.text, set())
+            )
+            if policy == "mark":
+                marked += len(number_claims)
+            elif policy == "drop":
+                dropped += len(number_claims)
+            else:
+                replaced += len(number_claims)
+        if not answer.found:
+            text = answer.text
+        citations = cite(text, answer.sources, extracted=extracted)
+        em += best_over_references(exact_match, text, q["references"])
+        f1 += best_over_references(token_f1, text, q["references"])
+        cited = [(c.doc, c.page_start, c.page_end) for c in citations]
+        p, _ = citation_precision_recall(cited, [(e["doc"], e["page"]) for e in q["evidence"]])
+        precision += 0.0 if p != p else p  # no citation: precision 0 here, not NaN
+        if number_values(_CITATION.sub(" ", text)):
+            with_number += 1
+            texts = [answer.sources[c.n - 1].text for c in citations]
+            claims = check_claims(text, texts)
+            numbers_cited += not any(c.unsupported_numbers for c in claims)
+    n = len(questions)
+    return {
+        "EM": em / n, "F1": f1 / n, "citation precision": precision / n,
+        # sentences stating a number that no source holds, by what became of them
+        "unsupported: unmarked": unmarked, "marked": marked, "dropped": dropped, "replaced": replaced,
+        "answers with a number": with_number,
+        "numbers on cited source": numbers_cited / with_number if with_number else float("nan"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="SQuAD JSON, or PDF questions (JSONL) with --pdfs")
+    parser.add_argument("--pdfs", type=Path)
+    parser.add_argument("--index", type=Path, help="default: the eval cache's index of the data")
+    parser.add_argument("--limit", type=int, default=200)
+    parser.add_argument("--out", type=Path, help="write the figures and every answer as JSON here")
+    args = parser.parse_args()
+    settings = load_settings(unsupported="mark")
+    settings.index = args.index or cache_index("qa", args.pdfs or args.data, settings)
+    questions, _ = load_and_index(args.data, args.pdfs, settings)
+    questions = spread(questions, args.limit)
+    retriever = Retriever(settings.index)
+    rows, dump = [], {}
+    for grounded in (False, True):
+        generator = TransformersGenerator(settings.llm_model, grounded=grounded)
+        answerer = Answerer.from_settings(retriever, generator, settings)
+        answers, seconds = answer_all(answerer, questions, f"grounded={grounded}")
+        dump[f"grounded={grounded}"] = [a.to_dict() for a in answers]
+        for policy in ("none", *UNSUPPORTED_POLICIES):
+            figures = score(answers, questions, policy, retriever.embedder.encode)
+            rows.append({"grounded": grounded, "policy": policy, "s/answer": seconds, **figures})
+    table = Table(*rows[0], title=f"{args.data.name}: {len(questions)} questions")
+    for row in rows:
+        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))
+    Console(width=200).print(table)
+    if args.out:
+        args.out.write_text(json.dumps({"rows": rows, "answers": dump}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

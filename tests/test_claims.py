@@ -1,0 +1,141 @@
+"""The claim check (rag.claims), the unsupported-claim policies, and grounded decoding
+(rag.grounded_decoding) with the real MiniLM, SmolLM2 and its tokenizer."""
+
+import re
+
+import pytest
+import torch
+from conftest import covers
+
+from rag.answer import NOT_FOUND, Answerer, build_messages, grounding_text
+from rag.claims import check_claims
+from rag.grounded_decoding import GroundedNumbers, allowed_numbers
+from rag.ingest import ingest
+from rag.retrieval import Retriever, SearchResult
+
+CAPEX = "Purchases of property and equipment were $1,577 million in fiscal 2018, and four plants opened."
+
+
+def unsupported(text: str, sources: list[str], question: str = "") -> list[tuple[str, ...]]:
+    return [c.unsupported for c in check_claims(text, sources, question)]
+
+
+def test_numbers_are_compared_as_values() -> None:
+    for same in ["Capex was 1577.00 [1].", "Capex was $1,577 million in FY2018.", "Capex was 1577 million.",
+                 "It was about $1.6 billion.", "Four plants opened.", "It opened 4 plants in 2018."]:
+        assert unsupported(same, [CAPEX]) == [()], same
+    assert unsupported("Capex was $1,578 million [1].", [CAPEX]) == [("1,578",)]
+    assert unsupported("Capex was $2.6 billion.", [CAPEX]) == [("2.6",)]
+    assert unsupported("Five plants opened in 2019.", [CAPEX]) == [("Five", "2019")]
+    assert unsupported("It was 12 percent, as asked in 2021?", [CAPEX], "Why 2021?") == [("12",)]
+
+
+def test_names_must_be_in_a_source() -> None:
+    sources = ["Luke Kuechly led the Carolina Panthers in tackles."]
+    assert unsupported("Luke Kuechly led the Panthers [1].", sources) == [()]
+    assert unsupported("He was named LambdaFunction of the year by Tom Brady.", sources) == [
+        ("LambdaFunction", "Tom Brady")
+    ]
+    assert unsupported("According to the source, Kuechly led [1].", sources) == [()]  # common words pass
+
+
+class Scripted:
+    """A stand-in generator for plumbing tests of the policies: replies with fixed text."""
+
+    name = "scripted"
+
+    def __init__(self, reply: str):
+        self.reply = reply
+
+    def stream(self, messages, max_tokens=256, temperature=0.0):
+        yield self.reply
+
+
+@pytest.mark.parametrize("policy", ["mark", "drop", "extract"])
+def test_unsupported_policies(policy, reports, settings, embedder) -> None:
+    ingest([reports], settings, progress=False, embedder=embedder)
+    invented = "Acme's revenue in 2021 was 9.9 billion dollars [1]."
+    answerer = Answerer(Retriever(settings.index, embedder), Scripted(invented), unsupported=policy)
+    answer = answerer.answer("What was Acme's revenue in 2021?")
+    assert covers(answer.sources[0], "acme_2021.pdf", 2)
+    assert [c.to_dict()["unsupported"] for c in answer.claims] == [["9.9"]]
+    if policy == "mark":
+        assert answer.text == invented
+        assert [(c.n, c.supported, c.unsupported) for c in answer.citations] == [(1, False, ("9.9",))]
+    elif policy == "drop":
+        assert answer.text == NOT_FOUND and not answer.citations  # nothing supported is left
+    else:
+        # the source's own sentence, cited, in the invented one's place
+        assert "4.2 billion" in answer.text and "9.9" not in answer.text
+        cited = [c for c in answer.citations if c.extracted]
+        assert cited and all(c.supported for c in answer.citations)
+        assert covers(cited[0], "acme_2021.pdf", 2)
+
+
+def test_supported_sentences_stay_under_every_policy(reports, settings, embedder) -> None:
+    ingest([reports], settings, progress=False, embedder=embedder)
+    reply = "Acme's revenue in 2021 was 4.2 billion dollars [1]. It grew 95 percent in 2021 [1]."
+    for policy in ("drop", "extract"):
+        answer = Answerer(Retriever(settings.index, embedder), Scripted(reply), unsupported=policy).answer(
+            "What was Acme's revenue in 2021?"
+        )
+        assert answer.text.startswith("Acme's revenue in 2021 was 4.2 billion dollars [1].")
+        assert "95 percent" not in answer.text
+
+
+@pytest.fixture(scope="module")
+def tokenizer(generator):
+    return generator.tokenizer
+
+
+def allowed_after(tokenizer, grounding: str, written: str) -> set[str]:
+    """The digits and a plain word the processor lets follow `written`."""
+    prompt = tokenizer("prompt", add_special_tokens=False)["input_ids"]
+    tail = tokenizer(written, add_special_tokens=False)["input_ids"]
+    processor = GroundedNumbers(tokenizer, [grounding], len(prompt))
+    scores = processor(torch.tensor([prompt + tail]), torch.zeros(1, len(tokenizer)))[0]
+    candidates = [*"0123456789", " points", "."]
+    ids = {c: tokenizer(c, add_special_tokens=False)["input_ids"] for c in candidates}
+    return {c for c, i in ids.items() if len(i) == 1 and scores[i[0]] > -float("inf")}
+
+
+def test_grounded_decoding_writes_only_the_sources_numbers(tokenizer) -> None:
+    grounding = "The defense gave up 308 points and 24 interceptions in 2015."
+    assert allowed_numbers(grounding)[0] >= {"308", "24", "2015"}
+    assert allowed_after(tokenizer, grounding, "They gave up") >= {"3", "2", " points"}
+    assert not allowed_after(tokenizer, grounding, "They gave up") & {"1", "4", "5", "7"}
+    # inside a number: only the digits that keep it one of the sources' numbers, and no end yet
+    assert allowed_after(tokenizer, grounding, "They gave up 3") == {"0"}
+    assert allowed_after(tokenizer, grounding, "They gave up 30") == {"8"}
+    assert allowed_after(tokenizer, grounding, "They gave up 308") == {" points", "."}
+    assert allowed_after(tokenizer, grounding, "They gave up 2") == {"4", "0"}
+    # a citation may be any small source number
+    assert allowed_after(tokenizer, grounding, "They gave up 308 points [") >= {"1", "2", "3"}
+
+
+def test_grounded_answers_hold_only_numbers_from_their_sources(generator) -> None:
+    sources = [
+        SearchResult(
+            doc="season.pdf", page_start=1, page_end=1, chunk_id="s1", score=1.0,
+            text="The Panthers defense gave up just 308 points, ranking sixth in the league, while "
+            "leading the NFL in interceptions with 24. Kawann Short led the team in sacks with 11. "
+            "Luke Kuechly led the team in tackles (118).",
+        )
+    ]
+    questions = [
+        "How many points did the Panthers defense surrender?",
+        "How many sacks did Kawann Short have?",
+        "How many interceptions did the Panthers have?",
+    ]
+    replies = generator.generate_batch(
+        [build_messages(q, sources) for q in questions], 40,
+        grounding=[grounding_text(q, sources) for q in questions],
+    )
+    allowed, prefixes = allowed_numbers(grounding_text("", sources))
+    for reply in replies:
+        numbers = list(re.finditer(r"\d[\d,.]*", re.sub(r"\[\d+(?:,\s*\d+)*\]", "", reply)))
+        for n in numbers[:-1]:
+            assert n.group(0).rstrip(",.") in allowed, reply
+        if numbers:  # the last may be cut short by the token limit: then a prefix of one
+            assert numbers[-1].group(0).rstrip(",.") in allowed | prefixes, reply
+    assert any(re.search(r"\d", r) for r in replies)  # it did write numbers
