@@ -62,12 +62,11 @@ def score(answers: list, questions: list[dict], policy: str, embed) -> dict[str,
     for answer, q in zip(answers, questions, strict=True):
         number_claims = [c for c in answer.claims if c.unsupported_numbers]
         if policy == "none":  # what a user saw before the claim check: every sentence, unflagged
-            text, extracted = " ".join(c.sentence for c in answer.claims) or answer.text, set()
+            text, extracted = answer.text, set()
             unmarked += len(number_claims)
         else:
-            text, extracted = (
-                apply_unsupported_policy(answer.claims, answer.sources, q["question"], policy, embed)
-                if answer.claims else (answer.text, set())
+            text, extracted = apply_unsupported_policy(
+                answer.text, answer.claims, answer.sources, q["question"], policy, embed
             )
             if policy == "mark":
                 marked += len(number_claims)

@@ -164,19 +164,20 @@ def cite(
 
 
 def apply_unsupported_policy(
+    text: str,
     claims: list[Claim],
     sources: list[SearchResult],
     question: str,
     policy: UnsupportedPolicy,
     embed=None,
 ) -> tuple[str, set[int]]:
-    """The answer's text under `policy` (the claims are its sentences): "mark" keeps every
-    sentence; "drop" leaves out the unsupported ones; "extract" puts in the place of each the
-    source sentence closest to the question, cited (or drops it when no source sentence is left
-    or there is no `embed`). With nothing supported left, the answer is the refusal. Also
+    """The answer's text under `policy` (`claims` are its sentences): "mark" keeps it as it is;
+    "drop" leaves out the unsupported sentences; "extract" puts in the place of each the source
+    sentence closest to the question, cited (or drops it when no source sentence is left or
+    there is no `embed`). With nothing supported left, the answer is the refusal. Also
     returns the sources of extracted sentences."""
     if policy == "mark" or all(c.supported for c in claims):
-        return " ".join(c.sentence for c in claims), set()
+        return text, set()
     candidates = [
         (n, sentence)
         for n, source in enumerate(sources, 1)
@@ -313,7 +314,7 @@ class Answerer:
         attributed = {c.n for c in citations if c.attributed}
         asked = question if question == query else f"{question}\n{query}"
         claims = check_claims(text, [s.text for s in sources], asked)
-        text, extracted = apply_unsupported_policy(claims, sources, query, self.unsupported, embed)
+        text, extracted = apply_unsupported_policy(text, claims, sources, query, self.unsupported, embed)
         shown = claims if self.unsupported == "mark" else [c for c in claims if c.supported]
         citations = cite(text, sources, attributed, extracted, shown)
         return Answer(question, query, text, citations, sources, invalid, claims=claims)

@@ -93,6 +93,13 @@ def test_chat_completion_cites_document_and_page(loaded) -> None:
     citations = reply.model_extra["citations"]
     assert any(covers(c, "acme_2021.pdf", 2) for c in citations), (text, citations)
     assert "Sources:" in text and "acme_2021.pdf p" in text and reply.choices[0].finish_reason == "stop"
+    # the claim check's verdict, per sentence and on each citation it concerns
+    claims = reply.model_extra["claims"]
+    assert claims and all(set(c) == {"sentence", "supported", "unsupported", "cites"} for c in claims)
+    for citation in citations:
+        flagged = [s for c in claims if citation["n"] in c["cites"] for s in c["unsupported"]]
+        assert citation["supported"] == (not flagged)
+        assert citation["unsupported"] == list(dict.fromkeys(flagged))
 
 
 def test_streaming_with_the_openai_client(loaded) -> None:
