@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eval.answer_metrics import best_over_references, citation_precision_recall, exact_match, token_f1  # noqa: E402
 from eval.cached_index import cache_index  # noqa: E402
 from eval.datasets import load_and_index  # noqa: E402
-from rag.answer import Answerer, apply_unsupported_policy, cite  # noqa: E402
-from rag.claims import UNSUPPORTED_POLICIES, check_claims, number_values  # noqa: E402
+from rag.answer import NOT_FOUND, Answerer, cite  # noqa: E402
+from rag.claims import UNSUPPORTED_POLICIES, apply_unsupported_policy, check_claims, number_values  # noqa: E402
 from rag.generation import TransformersGenerator  # noqa: E402
 from rag.retrieval import Retriever  # noqa: E402
 from rag.settings import load_settings  # noqa: E402
@@ -65,9 +65,11 @@ def score(answers: list, questions: list[dict], policy: str, embed) -> dict[str,
             text, extracted = answer.text, set()
             unmarked += len(number_claims)
         else:
-            text, extracted = apply_unsupported_policy(
-                answer.text, answer.claims, answer.sources, q["question"], policy, embed
+            texts = [s.text for s in answer.sources]
+            kept, extracted = apply_unsupported_policy(
+                answer.text, answer.claims, texts, q["question"], policy, embed
             )
+            text = NOT_FOUND if kept is None else kept
             if policy == "mark":
                 marked += len(number_claims)
             elif policy == "drop":

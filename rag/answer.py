@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from indexes import Span
-from rag.claims import Claim, UnsupportedPolicy, check_claims, split_sentences
+from rag.claims import Claim, UnsupportedPolicy, apply_unsupported_policy, check_claims, with_citation
 from rag.generation import Generator, Message, clean
 from rag.retrieval import Mode, Retriever, SearchResult
 
@@ -131,13 +131,6 @@ def check_citations(
     return text, cite(text, sources, attributed), sorted(set(invalid))
 
 
-def with_citation(sentence: str, n: int, final: str = "") -> str:
-    """"It rose." -> "It rose [2]." (`final` ends a sentence that had no end mark)."""
-    sentence = sentence.rstrip()
-    body = sentence.rstrip(".!?")
-    return f"{body} [{n}]{sentence[len(body):] or final}"
-
-
 def cite(
     text: str,
     sources: list[SearchResult],
@@ -161,47 +154,6 @@ def cite(
         for n, s in enumerate(sources, 1)
         if n in cited
     ]
-
-
-def apply_unsupported_policy(
-    text: str,
-    claims: list[Claim],
-    sources: list[SearchResult],
-    question: str,
-    policy: UnsupportedPolicy,
-    embed=None,
-) -> tuple[str, set[int]]:
-    """The answer's text under `policy` (`claims` are its sentences): "mark" keeps it as it is;
-    "drop" leaves out the unsupported sentences; "extract" puts in the place of each the source
-    sentence closest to the question, cited (or drops it when no source sentence is left or
-    there is no `embed`). With nothing supported left, the answer is the refusal. Also
-    returns the sources of extracted sentences."""
-    if policy == "mark" or all(c.supported for c in claims):
-        return text, set()
-    candidates = [
-        (n, sentence)
-        for n, source in enumerate(sources, 1)
-        for sentence in split_sentences(source.text.replace("\n", " "))
-        if 4 <= len(sentence.split()) <= 60
-    ]
-    order: list[int] = []
-    if policy == "extract" and embed is not None and candidates:
-        similarity = embed([s for _, s in candidates]) @ embed([question])[0]
-        order = [int(i) for i in np.argsort(-similarity)]
-    kept, extracted = [], set()
-    for claim in claims:
-        if claim.supported:
-            kept.append(claim.sentence)
-            continue
-        while order:
-            n, sentence = candidates[order.pop(0)]
-            if sentence not in kept:
-                kept.append(with_citation(sentence, n, final="."))
-                extracted.add(n)
-                break
-    if not any(c.supported for c in claims) and not extracted:
-        return NOT_FOUND, set()
-    return " ".join(kept), extracted
 
 
 class Answerer:
@@ -314,7 +266,9 @@ class Answerer:
         attributed = {c.n for c in citations if c.attributed}
         asked = question if question == query else f"{question}\n{query}"
         claims = check_claims(text, [s.text for s in sources], asked)
-        text, extracted = apply_unsupported_policy(text, claims, sources, query, self.unsupported, embed)
+        texts = [s.text for s in sources]
+        kept, extracted = apply_unsupported_policy(text, claims, texts, query, self.unsupported, embed)
+        text = NOT_FOUND if kept is None else kept
         shown = claims if self.unsupported == "mark" else [c for c in claims if c.supported]
         citations = cite(text, sources, attributed, extracted, shown)
         return Answer(question, query, text, citations, sources, invalid, claims=claims)

@@ -9,14 +9,19 @@ sentence unsupported when one of them is in none of them.
 Numbers are compared as values, not strings: "$1,577 million" = "1577.00" = "1,577";
 "four" = "4"; "FY2019" holds 2019; a rounded figure ("$1.6 billion") is supported by a precise
 one ("1,577 million") when it is that figure rounded to the answer's precision.
+
+What becomes of an unsupported sentence is a policy (`apply_unsupported_policy`): kept and
+marked, dropped, or replaced by the source sentence closest to the question ("extract").
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Literal, get_args
+
+import numpy as np
 
 UnsupportedPolicy = Literal["mark", "drop", "extract"]
 UNSUPPORTED_POLICIES: tuple[UnsupportedPolicy, ...] = get_args(UnsupportedPolicy)
@@ -53,7 +58,7 @@ class Claim:
 
     sentence: str
     unsupported: tuple[str, ...] = ()  # the numbers and names found in no source
-    cites: tuple[int, ...] = field(default=())  # the [n] the sentence carries
+    cites: tuple[int, ...] = ()  # the [n] the sentence carries
 
     @property
     def supported(self) -> bool:
@@ -160,3 +165,51 @@ def check_claims(text: str, sources: list[str], question: str = "") -> list[Clai
             missing.append(name)
         claims.append(Claim(sentence, tuple(dict.fromkeys(missing)), cites))
     return claims
+
+
+def with_citation(sentence: str, n: int, final: str = "") -> str:
+    """"It rose." -> "It rose [2]." (`final` ends a sentence that had no end mark)."""
+    sentence = sentence.rstrip()
+    body = sentence.rstrip(".!?")
+    return f"{body} [{n}]{sentence[len(body):] or final}"
+
+
+def apply_unsupported_policy(
+    text: str,
+    claims: list[Claim],
+    sources: list[str],
+    question: str,
+    policy: UnsupportedPolicy,
+    embed=None,
+) -> tuple[str | None, set[int]]:
+    """The answer's text under `policy` (`claims` are its sentences): "mark" keeps it as it is;
+    "drop" leaves out the unsupported sentences; "extract" puts in the place of each the source
+    sentence closest to the question, cited (or drops it when no source sentence is left or
+    there is no `embed`). With nothing supported left: None (the caller refuses). Also
+    returns the numbers (1-based) of the sources whose sentences were put in."""
+    if policy == "mark" or all(c.supported for c in claims):
+        return text, set()
+    candidates = [
+        (n, sentence)
+        for n, source in enumerate(sources, 1)
+        for sentence in split_sentences(source.replace("\n", " "))
+        if 4 <= len(sentence.split()) <= 60
+    ]
+    order: list[int] = []
+    if policy == "extract" and embed is not None and candidates:
+        similarity = embed([s for _, s in candidates]) @ embed([question])[0]
+        order = [int(i) for i in np.argsort(-similarity)]
+    kept, extracted = [], set()
+    for claim in claims:
+        if claim.supported:
+            kept.append(claim.sentence)
+            continue
+        while order:
+            n, sentence = candidates[order.pop(0)]
+            if sentence not in kept:
+                kept.append(with_citation(sentence, n, final="."))
+                extracted.add(n)
+                break
+    if not any(c.supported for c in claims) and not extracted:
+        return None, set()
+    return " ".join(kept), extracted
