@@ -10,6 +10,7 @@ sources they cite.
 
     python bench/grounding.py ../shared/data/xquad/xquad.en.json --limit 200
     python bench/grounding.py ../shared/data/financebench/qa.jsonl --pdfs ../shared/data/financebench/pdfs
+    python bench/grounding.py ../shared/data/xquad/xquad.en.json --rescore runs/grounding.json
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eval.answer_metrics import best_over_references, citation_precision_recall, exact_match, token_f1  # noqa: E402
 from eval.cached_index import cache_index  # noqa: E402
 from eval.datasets import load_and_index  # noqa: E402
-from rag.answer import NOT_FOUND, Answerer, cite  # noqa: E402
-from rag.claims import UNSUPPORTED_POLICIES, apply_unsupported_policy, check_claims, number_values  # noqa: E402
+from rag.answer import NOT_FOUND, Answer, Answerer, cite  # noqa: E402
+from rag.claims import UNSUPPORTED_POLICIES, apply_unsupported_policy, check_claims, number_values, recite  # noqa: E402
 from rag.generation import TransformersGenerator  # noqa: E402
-from rag.retrieval import Retriever  # noqa: E402
+from rag.retrieval import Retriever, SearchResult  # noqa: E402
 from rag.settings import load_settings  # noqa: E402
 
 BATCH = 8
@@ -69,7 +70,7 @@ def score(answers: list, questions: list[dict], policy: str, embed) -> dict[str,
             kept, extracted = apply_unsupported_policy(
                 answer.text, answer.claims, texts, q["question"], policy, embed
             )
-            text = NOT_FOUND if kept is None else kept
+            text = NOT_FOUND if kept is None else recite(kept, answer.claims)
             if policy == "mark":
                 marked += len(number_claims)
             elif policy == "drop":
@@ -99,6 +100,17 @@ def score(answers: list, questions: list[dict], policy: str, embed) -> dict[str,
     }
 
 
+def revive(saved: dict) -> Answer:
+    """An Answer from its saved dict, its claims checked again by today's rules."""
+    sources = [SearchResult(**s) for s in saved["sources"]]
+    texts = [s.text for s in sources]
+    claims = check_claims(saved["text"], texts, saved["question"]) if saved["found"] else []
+    return Answer(
+        saved["question"], saved["query"], saved["text"], [], sources, saved["invalid_citations"],
+        saved["found"], claims,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="SQuAD JSON, or PDF questions (JSONL) with --pdfs")
@@ -106,6 +118,7 @@ def main() -> None:
     parser.add_argument("--index", type=Path, help="default: the eval cache's index of the data")
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--out", type=Path, help="write the figures and every answer as JSON here")
+    parser.add_argument("--rescore", type=Path, help="score the replies an earlier --out saved, not new ones")
     args = parser.parse_args()
     settings = load_settings(unsupported="mark")
     settings.index = args.index or cache_index("qa", args.pdfs or args.data, settings)
@@ -113,10 +126,15 @@ def main() -> None:
     questions = spread(questions, args.limit)
     retriever = Retriever(settings.index)
     rows, dump = [], {}
+    saved = json.loads(args.rescore.read_text()) if args.rescore else None
     for grounded in (False, True):
-        generator = TransformersGenerator(settings.llm_model, grounded=grounded)
-        answerer = Answerer.from_settings(retriever, generator, settings)
-        answers, seconds = answer_all(answerer, questions, f"grounded={grounded}")
+        if saved:
+            answers = [revive(a) for a in saved["answers"][f"grounded={grounded}"]]
+            seconds = next(r["s/answer"] for r in saved["rows"] if r["grounded"] == grounded)
+        else:
+            generator = TransformersGenerator(settings.llm_model, grounded=grounded)
+            answerer = Answerer.from_settings(retriever, generator, settings)
+            answers, seconds = answer_all(answerer, questions, f"grounded={grounded}")
         dump[f"grounded={grounded}"] = [a.to_dict() for a in answers]
         for policy in ("none", *UNSUPPORTED_POLICIES):
             figures = score(answers, questions, policy, retriever.embedder.encode)

@@ -56,7 +56,8 @@ def load_generators(settings: Settings, judge: str | None, judge_model: str | No
     if judge not in (None, "transformers", "openai"):
         raise ValueError(f"unknown judge {judge!r}; choose transformers or openai")
     generator = load_generator(
-        settings.engine, settings.llm_model, settings.llm_base_url, settings.llm_api_key
+        settings.engine, settings.llm_model, settings.llm_base_url, settings.llm_api_key,
+        grounded=settings.grounded_decoding,
     )
     if judge is None:
         return generator, None

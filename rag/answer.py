@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from indexes import Span
-from rag.claims import Claim, UnsupportedPolicy, apply_unsupported_policy, check_claims, with_citation
+from rag.claims import Claim, UnsupportedPolicy, apply_unsupported_policy, check_claims, recite, with_citation
 from rag.generation import Generator, Message, clean
 from rag.retrieval import Mode, Retriever, SearchResult
 
@@ -34,7 +34,7 @@ ANSWER_K = 3  # sources given to the generator: small models do best with few
 MAX_TOKENS = 160  # answer length bound: small models ramble
 ATTRIBUTION_MIN = 0.3
 NOT_FOUND = "The documents do not contain an answer to this question."
-UNSUPPORTED = "mark"  # chosen by measurement: bench/RESULTS.md, "Claim check"
+UNSUPPORTED = "extract"  # chosen by measurement: bench/RESULTS.md, "Grounded answers"
 SYSTEM_PROMPT = (
     "You answer questions using only the numbered sources given. After each sentence, cite the "
     "source it comes from as [1], [2], ... Answer briefly, in one to three sentences. Write "
@@ -268,7 +268,7 @@ class Answerer:
         claims = check_claims(text, [s.text for s in sources], asked)
         texts = [s.text for s in sources]
         kept, extracted = apply_unsupported_policy(text, claims, texts, query, self.unsupported, embed)
-        text = NOT_FOUND if kept is None else kept
+        text = NOT_FOUND if kept is None else recite(kept, claims)
         shown = claims if self.unsupported == "mark" else [c for c in claims if c.supported]
         citations = cite(text, sources, attributed, extracted, shown)
         return Answer(question, query, text, citations, sources, invalid, claims=claims)

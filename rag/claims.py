@@ -59,6 +59,7 @@ class Claim:
     sentence: str
     unsupported: tuple[str, ...] = ()  # the numbers and names found in no source
     cites: tuple[int, ...] = ()  # the [n] the sentence carries
+    holders: tuple[int, ...] = ()  # the sources (1-based) that hold every figure it states
 
     @property
     def supported(self) -> bool:
@@ -74,6 +75,11 @@ class Claim:
             "sentence": self.sentence, "supported": self.supported,
             "unsupported": list(self.unsupported), "cites": list(self.cites),
         }
+
+    @property
+    def miscited(self) -> bool:
+        """Its figures are all in one source, and it cites others only."""
+        return bool(self.cites and self.holders and not set(self.cites) & set(self.holders))
 
 
 def split_sentences(text: str) -> list[str]:
@@ -148,23 +154,38 @@ def check_claims(text: str, sources: list[str], question: str = "") -> list[Clai
     known_values = _plain_values(grounding)
     known_words = {w.lower() for w in re.findall(r"[\w'’&.-]+", grounding)}
     known_lower = grounding.lower()
+    per_source = [_plain_values(source) for source in sources]
     claims = []
     for sentence in split_sentences(text):
         cites = tuple(int(n) for group in _CITATION.findall(sentence) for n in re.findall(r"\d+", group))
         bare = _CITATION.sub(" ", sentence).strip()
-        missing = []
-        for raw, value, decimals in number_values(bare):
-            unscaled = Decimal(raw.replace(",", "")) if raw[0].isdigit() else value
-            if not _value_supported(value, decimals, known_values, unscaled):
-                missing.append(raw)
+        figures = [
+            (raw, value, decimals, Decimal(raw.replace(",", "")) if raw[0].isdigit() else value)
+            for raw, value, decimals in number_values(bare)
+        ]
+        missing = [raw for raw, v, d, u in figures if not _value_supported(v, d, known_values, u)]
+        holders = tuple(
+            n for n, known in enumerate(per_source, 1)
+            if figures and all(_value_supported(v, d, known, u) for _, v, d, u in figures)
+        )
         for name in _names(bare):
             if name.lower() in known_lower:
                 continue
             if all(w.lower().strip(".") in known_words for w in name.split()):
                 continue  # every word is in the sources, in another order ("Panthers defense")
             missing.append(name)
-        claims.append(Claim(sentence, tuple(dict.fromkeys(missing)), cites))
+        claims.append(Claim(sentence, tuple(dict.fromkeys(missing)), cites, holders))
     return claims
+
+
+def recite(text: str, claims: list[Claim]) -> str:
+    """`text` with each miscited sentence citing the source that holds its figures instead: a
+    grounded number is a source's number, but a small model often cites another source."""
+    for claim in claims:
+        if claim.supported and claim.miscited and claim.sentence in text:
+            fixed = with_citation(re.sub(r"\s*" + _CITATION.pattern, "", claim.sentence), claim.holders[0])
+            text = text.replace(claim.sentence, fixed, 1)
+    return text
 
 
 def with_citation(sentence: str, n: int, final: str = "") -> str:

@@ -128,7 +128,7 @@ class TransformersGenerator:
         model: str = DEFAULT_GENERATOR,
         device: str | None = None,
         adapter: str | None = None,
-        grounded: bool = True,
+        grounded: bool = False,
     ):
         import torch
         import transformers
@@ -308,16 +308,18 @@ def load_generator(
     adapter: str | None = None,
     vllm_python: str | None = None,
     vllm_log: Path | None = None,
+    grounded: bool = False,
 ) -> Generator:
     """The generator for an engine: the one place an engine is chosen (CLI, server, evals).
 
     transformers runs in-process and merges an `adapter` in; openai talks to a running server at
     `base_url`; vllm talks to a running vLLM at `base_url`, or, without one, starts vLLM from
     `vllm_python` (rag.vllm_server) serving the model and the adapter; `close()` on the returned
-    generator stops it.
+    generator stops it. `grounded`: the embedded engine decodes numbers from the sources only
+    (rag.grounded_decoding); the other engines leave it to the claim check.
     """
     if engine == "transformers":
-        return TransformersGenerator(model, adapter=adapter)
+        return TransformersGenerator(model, adapter=adapter, grounded=grounded)
     if engine == "openai" or (engine == "vllm" and base_url):
         if not base_url:
             raise ValueError(f"the {engine} engine needs a base URL (RAG_LLM_BASE_URL)")
@@ -334,7 +336,7 @@ def load_generator(
 
 
 def open_generator(settings, vllm_log: Path | None = None) -> Generator:
-    """The generator rag.settings.Settings describe (engine, llm_model, adapter, URLs)."""
+    """The generator rag.settings.Settings describe (engine, llm_model, adapter, URLs, grounding)."""
     return load_generator(
         settings.engine,
         settings.llm_model,
@@ -343,6 +345,7 @@ def open_generator(settings, vllm_log: Path | None = None) -> Generator:
         settings.llm_adapter,
         settings.vllm_python,
         vllm_log,
+        settings.grounded_decoding,
     )
 
 
