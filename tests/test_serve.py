@@ -93,11 +93,14 @@ def test_chat_completion_cites_document_and_page(loaded) -> None:
     citations = reply.model_extra["citations"]
     assert any(covers(c, "acme_2021.pdf", 2) for c in citations), (text, citations)
     assert "Sources:" in text and "acme_2021.pdf p" in text and reply.choices[0].finish_reason == "stop"
-    # the claim check's verdict, per sentence and on each citation it concerns
+    # the claim check's verdict per generated sentence; under the default policy (extract) no
+    # unsupported one is shown, and each citation carries the verdict of the sentences shown
     claims = reply.model_extra["claims"]
     assert claims and all(set(c) == {"sentence", "supported", "unsupported", "cites"} for c in claims)
+    shown = [c for c in claims if c["sentence"] in text.split("\n\nSources:")[0]]
+    assert all(c["supported"] for c in shown), (text, claims)
     for citation in citations:
-        flagged = [s for c in claims if citation["n"] in c["cites"] for s in c["unsupported"]]
+        flagged = [s for c in shown if citation["n"] in c["cites"] for s in c["unsupported"]]
         assert citation["supported"] == (not flagged)
         assert citation["unsupported"] == list(dict.fromkeys(flagged))
 
