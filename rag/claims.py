@@ -220,14 +220,15 @@ def apply_unsupported_policy(
     if policy == "extract" and embed is not None and candidates:
         similarity = embed([s for _, s in candidates]) @ embed([question])[0]
         order = [int(i) for i in np.argsort(-similarity)]
-    kept, extracted = [], set()
+    kept, extracted, put_in = [], set(), set()
     for claim in claims:
         if claim.supported:
             kept.append(claim.sentence)
             continue
         while order:
             n, sentence = candidates[order.pop(0)]
-            if sentence not in kept:
+            if sentence not in put_in:  # one text in two sources (another edition) goes in once
+                put_in.add(sentence)
                 kept.append(with_citation(sentence, n, final="."))
                 extracted.add(n)
                 break
