@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -32,13 +31,19 @@ from eval.answer_metrics import best_over_references, citation_precision_recall,
 from eval.cached_index import cache_index  # noqa: E402
 from eval.datasets import load_and_index  # noqa: E402
 from rag.answer import NOT_FOUND, Answer, Answerer, cite  # noqa: E402
-from rag.claims import UNSUPPORTED_POLICIES, apply_unsupported_policy, check_claims, number_values, recite  # noqa: E402
+from rag.claims import (  # noqa: E402
+    CITATION,
+    UNSUPPORTED_POLICIES,
+    apply_unsupported_policy,
+    check_claims,
+    number_values,
+    recite,
+)
 from rag.generation import TransformersGenerator  # noqa: E402
 from rag.retrieval import Retriever, SearchResult  # noqa: E402
 from rag.settings import load_settings  # noqa: E402
 
 BATCH = 8
-_CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 
 
 def spread(questions: list[dict], limit: int | None) -> list[dict]:
@@ -85,7 +90,7 @@ def score(answers: list, questions: list[dict], policy: str, embed) -> dict[str,
         cited = [(c.doc, c.page_start, c.page_end) for c in citations]
         p, _ = citation_precision_recall(cited, [(e["doc"], e["page"]) for e in q["evidence"]])
         precision += 0.0 if p != p else p  # no citation: precision 0 here, not NaN
-        if number_values(_CITATION.sub(" ", text)):
+        if number_values(CITATION.sub(" ", text)):
             with_number += 1
             texts = [answer.sources[c.n - 1].text for c in citations]
             claims = check_claims(text, texts)

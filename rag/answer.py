@@ -24,7 +24,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from indexes import Span
-from rag.claims import Claim, UnsupportedPolicy, apply_unsupported_policy, check_claims, recite, with_citation
+from rag.claims import (
+    CITATION,
+    Claim,
+    UnsupportedPolicy,
+    apply_unsupported_policy,
+    check_claims,
+    recite,
+    split_sentences,
+    with_citation,
+)
 from rag.generation import Generator, Message, clean
 from rag.retrieval import Mode, Retriever, SearchResult
 
@@ -41,8 +50,6 @@ SYSTEM_PROMPT = (
     "figures, dates and names exactly as the source writes them. If the sources do not contain "
     "the answer, say that the documents do not contain it."
 )
-_CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,12 +119,12 @@ def check_citations(
         invalid.extend(n for n in numbers if n not in valid)
         return f"[{', '.join(map(str, valid))}]" if valid else ""
 
-    text = re.sub(r"[ \t]+([.,;:])", r"\1", _CITATION.sub(keep_valid, text)).strip()
-    cited = {int(x) for group in _CITATION.findall(text) for x in group.split(",")}
+    text = re.sub(r"[ \t]+([.,;:])", r"\1", CITATION.sub(keep_valid, text)).strip()
+    cited = {int(x) for group in CITATION.findall(text) for x in group.split(",")}
     attributed: set[int] = set()
     if embed is not None and sources:
-        sentences = [s for s in _SENTENCE.split(text) if s.strip()]
-        bare = [i for i, s in enumerate(sentences) if not _CITATION.search(s) and len(s.split()) >= 3]
+        sentences = split_sentences(text)
+        bare = [i for i, s in enumerate(sentences) if not CITATION.search(s) and len(s.split()) >= 3]
         if bare:
             sims = embed([sentences[i] for i in bare]) @ embed([s.text for s in sources]).T
             for row, i in enumerate(bare):
@@ -140,7 +147,7 @@ def cite(
 ) -> list[Citation]:
     """The citations of `text`: one per source it cites, with what the claim check found in the
     sentences citing that source."""
-    cited = {int(x) for group in _CITATION.findall(text) for x in group.split(",")}
+    cited = {int(x) for group in CITATION.findall(text) for x in group.split(",")}
     unsupported: dict[int, list[str]] = {}
     for claim in claims:
         for n in claim.cites:

@@ -40,7 +40,7 @@ _WORDS = {
     if n >= 2  # "one" and "zero" are pronouns and idioms ("one of the ...") more than figures
 } | {word: 10 * n for n, word in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), 3)}
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.I)
-_CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
+CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")  # [2] or [1, 3]; the group: the numbers
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 # a run of capitalised words; one at the start of a sentence is usually just the sentence's start
 _NAME = re.compile(r"(?<![\w.'’-])[A-Z][\w'’&.-]*[\w](?:\s+[A-Z][\w'’&.-]*[\w])*")
@@ -157,8 +157,8 @@ def check_claims(text: str, sources: list[str], question: str = "") -> list[Clai
     per_source = [_plain_values(source) for source in sources]
     claims = []
     for sentence in split_sentences(text):
-        cites = tuple(int(n) for group in _CITATION.findall(sentence) for n in re.findall(r"\d+", group))
-        bare = _CITATION.sub(" ", sentence).strip()
+        cites = tuple(int(n) for group in CITATION.findall(sentence) for n in re.findall(r"\d+", group))
+        bare = CITATION.sub(" ", sentence).strip()
         figures = [
             (raw, value, decimals, Decimal(raw.replace(",", "")) if raw[0].isdigit() else value)
             for raw, value, decimals in number_values(bare)
@@ -183,7 +183,7 @@ def recite(text: str, claims: list[Claim]) -> str:
     grounded number is a source's number, but a small model often cites another source."""
     for claim in claims:
         if claim.supported and claim.miscited and claim.sentence in text:
-            fixed = with_citation(re.sub(r"\s*" + _CITATION.pattern, "", claim.sentence), claim.holders[0])
+            fixed = with_citation(re.sub(r"\s*" + CITATION.pattern, "", claim.sentence), claim.holders[0])
             text = text.replace(claim.sentence, fixed, 1)
     return text
 
