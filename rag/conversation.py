@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rag.generation import Generator, Message, close_generator, generate
+from rag.prompt_budget import PER_MESSAGE, fit_prompt, prompt_budget, token_counter
 
 REWRITE_PROMPT = (
     "Rewrite the follow-up question as one standalone question that can be understood without "
@@ -28,6 +29,7 @@ REWRITE_EXAMPLE = [  # one worked example: small models copy a pattern better th
     {"role": "assistant", "content": "Where was Henry Dunant, the founder of the Red Cross, born?"},
 ]
 HISTORY_TURNS = 3  # question/answer pairs the rewrite and the answer see
+REWRITE_TOKENS = 48  # a standalone question is short
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
@@ -45,19 +47,31 @@ def rewrite_query(generator: Generator | None, history: list[Message], follow_up
     fallback = f"{last_question} {follow_up}".strip()
     if generator is None:
         return fallback
-    transcript = "\n".join(f"{m['role']}: {m['content']}" for m in history[-2 * HISTORY_TURNS :])
-    messages = [
-        {"role": "system", "content": REWRITE_PROMPT},
-        {
-            "role": "user",
-            "content": f"Conversation:\n{transcript}\n\nFollow-up: {follow_up}\n\nStandalone question:",
-        },
-    ]
+    messages, transcript = _rewrite_messages(generator, history[-2 * HISTORY_TURNS :], follow_up)
     try:
-        rewrite = generate(generator, messages, max_tokens=48).strip().strip('"').strip()
+        rewrite = generate(generator, messages, max_tokens=REWRITE_TOKENS).strip().strip('"').strip()
     except Exception:  # noqa: BLE001 - a failed rewrite must not fail the turn
         return fallback
     return rewrite if _usable(rewrite, follow_up, transcript) else fallback
+
+
+def _rewrite_messages(
+    generator: Generator, history: list[Message], follow_up: str
+) -> tuple[list[Message], str]:
+    """The rewrite prompt within the generator's context, and its transcript: the oldest turns
+    are cut first, then the follow-up is truncated to its start (rag.prompt_budget.fit_prompt)."""
+
+    def prompt(transcript: str, question: str) -> list[Message]:
+        content = f"Conversation:\n{transcript}\n\nFollow-up: {question}\n\nStandalone question:"
+        return [{"role": "system", "content": REWRITE_PROMPT}, {"role": "user", "content": content}]
+
+    count = token_counter(generator)
+    fixed = sum(count(m["content"]) + PER_MESSAGE for m in prompt("", ""))
+    budget = prompt_budget(generator, REWRITE_TOKENS) - fixed
+    lines = [{"role": m["role"], "content": f"{m['role']}: {m['content']}\n"} for m in history]
+    follow_up, _, kept = fit_prompt(follow_up, [], lines, budget, count)
+    transcript = "".join(m["content"] for m in kept).rstrip("\n")
+    return prompt(transcript, follow_up), transcript
 
 
 def _usable(rewrite: str, follow_up: str, transcript: str) -> bool:

@@ -28,6 +28,8 @@ from rag.paths import cache_dir
 DEFAULT_GENERATOR = "SmolLM2-135M-Instruct"
 _BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _BUNDLED_NAMES = {DEFAULT_GENERATOR, "HuggingFaceTB/SmolLM2-135M-Instruct", "smollm2"}
+# a context window when the model's is unknown: rag.vllm_server starts vLLM with --max-model-len 4096
+DEFAULT_CONTEXT_LENGTH = 4096
 # chat-template leftovers small models sometimes print inside their answer
 _ARTEFACTS = re.compile(r"<\|im_(start|end)\|>(assistant|user|system)?|<\|endoftext\|>|</?s>")
 
@@ -35,7 +37,7 @@ Message = dict[str, str]
 
 
 class Generator(Protocol):
-    name: str
+    name: str  # optional too: context_length (tokens; else DEFAULT_CONTEXT_LENGTH), count_tokens
 
     def stream(
         self, messages: list[Message], max_tokens: int = 256, temperature: float = 0.0
@@ -151,6 +153,9 @@ class TransformersGenerator:
                 raise ValueError(f"cannot load generator {model!r}: {err}") from err
             if adapter is not None:
                 self.model = load_adapter(self.model, adapter)
+        # prompt and answer together: SmolLM2-135M reads 8192 tokens (rag.prompt_budget)
+        config = self.model.config
+        self.context_length = getattr(config, "max_position_embeddings", None) or DEFAULT_CONTEXT_LENGTH
         self._lock = threading.Lock()  # one generation at a time: a second would halve both
 
     def count_tokens(self, text: str) -> int:
@@ -171,6 +176,7 @@ class TransformersGenerator:
         inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         prompt_length = inputs["input_ids"].shape[1]
+        self._check_length(prompt_length, max_tokens)
         eos = self.tokenizer.eos_token_id
         decoding = self._decoding(max_tokens, temperature, eos, prompt_length, grounding)
         options = {"streamer": streamer, **decoding}
@@ -210,6 +216,7 @@ class TransformersGenerator:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         inputs = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         prompt_length = inputs["input_ids"].shape[1]  # padded on the left: the same for every row
+        self._check_length(prompt_length, max_tokens)
         pad = self.tokenizer.pad_token_id
         options = self._decoding(max_tokens, temperature, pad, prompt_length, grounding)
         with self._lock:
@@ -217,6 +224,15 @@ class TransformersGenerator:
         new = output[:, inputs["input_ids"].shape[1] :]
         return [clean(text) for text in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
 
+
+    def _check_length(self, prompt_length: int, max_tokens: int) -> None:
+        """Refuse a prompt past the context window: the last guard for callers that do not cut
+        theirs (rag.prompt_budget); past the window the model's memory grows without bound."""
+        if prompt_length + max_tokens > self.context_length:
+            raise ValueError(
+                f"prompt of {prompt_length} tokens plus {max_tokens} to generate exceeds the "
+                f"{self.context_length}-token context of {self.name}"
+            )
 
     def _decoding(
         self, max_tokens: int, temperature: float, pad_token_id: int, prompt_length: int, grounding
@@ -260,11 +276,18 @@ class OpenAIGenerator:
     """
 
     def __init__(
-        self, base_url: str, model: str, api_key: str | None = None, timeout: float = 300, server=None
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        timeout: float = 300,
+        server=None,
+        context_length: int = DEFAULT_CONTEXT_LENGTH,
     ):
         from openai import OpenAI
 
         self.name = model
+        self.context_length = context_length  # what rag.prompt_budget cuts prompts to
         self.client = OpenAI(base_url=base_url, api_key=api_key or "none", timeout=timeout)
         self.server = server  # a vLLM child process this generator owns (rag.vllm_server), or None
 
