@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -21,7 +22,11 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)  # damaged files are reported
 class DocumentError(Exception):
     """A file that cannot be ingested; `kind` is one of the KINDS below."""
 
-    KINDS = ("empty", "not-a-pdf", "corrupt", "encrypted", "no-text", "unreadable")
+    KINDS = (
+        "empty", "not-a-pdf", "corrupt", "encrypted", "no-text", "unreadable",
+        # limits of the parsing sandbox (rag.parsing_sandbox): the file is skipped, not the run
+        "too-many-pages", "too-much-text", "timeout", "out-of-memory", "crashed",
+    )
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)
@@ -64,18 +69,26 @@ def pdf_title(path: Path) -> str | None:
         return None
 
 
-def extract_pages(path: Path, extractor: str = "pdfium") -> list[str]:
-    """Text of every page of a PDF; raises DocumentError for the kinds it cannot read."""
+def extract_pages(
+    path: Path, extractor: str = "pdfium", max_pages: int | None = None, max_chars: int | None = None
+) -> list[str]:
+    """Text of every page of a PDF; raises DocumentError for the kinds it cannot read.
+
+    `max_pages` is checked against the page count before any page is read, and `max_chars`
+    after each page, so that a huge or decompression-bomb file stops early (None: no cap).
+    """
     check_pdf_header(path)
+    caps = _Caps(max_pages, max_chars)
     if extractor == "pymupdf":
-        pages = _pages_pymupdf(path)
+        pages = _pages_pymupdf(path, caps)
     elif extractor == "pypdf":
-        pages = _pages_pypdf(path)
+        pages = _pages_pypdf(path, caps)
     elif extractor == "pdfium":
         try:
-            pages = _pages_pdfium(path)
+            pages = _pages_pdfium(path, caps)
         except _PdfiumFailed:
-            pages = _pages_pypdf(path)  # pypdf opens some damaged files and decrypts more
+            caps.chars = 0
+            pages = _pages_pypdf(path, caps)  # pypdf opens some damaged files and decrypts more
     else:
         raise ValueError(f"unknown extractor {extractor!r}; choose one of {', '.join(EXTRACTORS)}")
     pages = [_clean(p) for p in pages]
@@ -97,7 +110,29 @@ class _PdfiumFailed(Exception):
     pass
 
 
-def _pages_pdfium(path: Path) -> list[str]:
+@dataclass
+class _Caps:
+    """The page and character caps of one extraction, and the characters read so far."""
+
+    max_pages: int | None
+    max_chars: int | None
+    chars: int = 0
+
+    def check_pages(self, count: int) -> None:
+        if self.max_pages is not None and count > self.max_pages:
+            raise DocumentError(
+                "too-many-pages", f"{count} pages: more than {self.max_pages} pages (RAG_MAX_PAGES)"
+            )
+
+    def add_chars(self, count: int) -> None:
+        self.chars += count
+        if self.max_chars is not None and self.chars > self.max_chars:
+            raise DocumentError(
+                "too-much-text", f"more than {self.max_chars} characters of text (RAG_MAX_CHARS)"
+            )
+
+
+def _pages_pdfium(path: Path, caps: _Caps) -> list[str]:
     import pypdfium2 as pdfium
 
     try:
@@ -105,19 +140,23 @@ def _pages_pdfium(path: Path) -> list[str]:
     except pdfium.PdfiumError as err:
         raise _PdfiumFailed(str(err)) from err
     try:
+        caps.check_pages(len(pdf))
         pages = []
         for i in range(len(pdf)):
             page = pdf[i]
             textpage = page.get_textpage()
-            pages.append(textpage.get_text_bounded())
-            textpage.close()
-            page.close()
+            try:
+                caps.add_chars(textpage.count_chars())  # before the text becomes a Python string
+                pages.append(textpage.get_text_bounded())
+            finally:
+                textpage.close()
+                page.close()
         return pages
     finally:
         pdf.close()
 
 
-def _pages_pypdf(path: Path) -> list[str]:
+def _pages_pypdf(path: Path, caps: _Caps) -> list[str]:
     import pypdf
     from pypdf.errors import PdfReadError
 
@@ -132,14 +171,19 @@ def _pages_pypdf(path: Path) -> list[str]:
                 raise DocumentError(
                     "encrypted", "encrypted PDF: needs a password (the empty one did not open it)"
                 )
-        return [page.extract_text() or "" for page in reader.pages]
+        caps.check_pages(len(reader.pages))
+        pages = []
+        for page in reader.pages:
+            pages.append(page.extract_text() or "")
+            caps.add_chars(len(pages[-1]))
+        return pages
     except DocumentError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError) as err:
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as err:
         raise DocumentError("corrupt", f"corrupt PDF: {err}") from err
 
 
-def _pages_pymupdf(path: Path) -> list[str]:
+def _pages_pymupdf(path: Path, caps: _Caps) -> list[str]:
     try:
         import pymupdf
     except ImportError as err:
@@ -153,7 +197,12 @@ def _pages_pymupdf(path: Path) -> list[str]:
     with doc:
         if doc.needs_pass and not doc.authenticate(""):
             raise DocumentError("encrypted", "encrypted PDF: needs a password")
-        return [page.get_text() for page in doc]
+        caps.check_pages(len(doc))
+        pages = []
+        for page in doc:
+            pages.append(page.get_text())
+            caps.add_chars(len(pages[-1]))
+        return pages
 
 
 def discover(paths: list[Path]) -> list[Path]:

@@ -37,9 +37,10 @@ from indexes import (
 from indexes.store import Writer
 from rag.chunking import Chunker
 from rag.document_context import document_header
-from rag.documents import DocumentError, discover, extract_pages, file_sha256, pdf_title
+from rag.documents import DocumentError, discover, file_sha256
 from rag.embedders import load_embedder
 from rag.embedding import Embedder, load_tokenizer
+from rag.parsing_sandbox import Limits, ParsingSandbox
 from rag.settings import Settings
 
 
@@ -146,22 +147,24 @@ def ingest(
     embedder: Embedder | None = None,
     on_file: Callable[[int, int], None] | None = None,
 ) -> IngestReport:
-    """Ingest files and folders of PDFs into `settings.index`; see `update_index`."""
+    """Ingest files and folders of PDFs into `settings.index`; see `update_index`.
+
+    Each file is parsed in a sandboxed worker process (rag.parsing_sandbox), started at the first
+    file to parse: a file that crashes it or goes over a limit fails alone."""
     sources, failures = file_sources(paths)
-    for source in sources:
-        path = Path(source.path)
-        source.load = lambda path=path: extract_pages(path, settings.extractor)
-        source.read_title = lambda path=path: pdf_title(path)
     roots = [p.resolve() for p in paths]
 
     def in_scope(indexed_path: str) -> bool:
         p = Path(indexed_path)
         return not p.exists() or any(p == r or r in p.parents for r in roots)
 
-    report = update_index(
-        sources, settings, prune=in_scope if prune else None, progress=progress, embedder=embedder,
-        on_file=on_file,
-    )
+    with ParsingSandbox(Limits.from_settings(settings)) as sandbox:
+        for source in sources:
+            source.load, source.read_title = sandbox.loaders(Path(source.path), settings.extractor)
+        report = update_index(
+            sources, settings, prune=in_scope if prune else None, progress=progress,
+            embedder=embedder, on_file=on_file,
+        )
     report.files = failures + report.files
     return report
 
@@ -575,7 +578,8 @@ def set_title(name: str, title: str, settings: Settings, embedder: Embedder | No
     if failures:
         raise FileNotFoundError(failures[0].error)
     source = sources[0]
-    source.load = lambda: extract_pages(path, settings.extractor)
     source.user_title = title
     again = frozenset({source.path})
-    return update_index([source], settings, progress=False, embedder=embedder, refresh=again)
+    with ParsingSandbox(Limits.from_settings(settings)) as sandbox:
+        source.load, source.read_title = sandbox.loaders(path, settings.extractor)
+        return update_index([source], settings, progress=False, embedder=embedder, refresh=again)

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     embed_backend: Backend = "torch"
     embed_precision: Precision = "auto"
     extractor: Extractor = "pdfium"
+    # each PDF is parsed in a sandboxed worker (rag.parsing_sandbox); a file over a limit is skipped
+    parse_memory_mb: int = Field(1024, ge=64, description="address space of the parsing worker")
+    parse_timeout_s: float = Field(60.0, gt=0, description="wall-clock seconds to parse one file")
+    max_pages: int = Field(2000, ge=1, description="pages per file; more: the file is skipped")
+    max_chars: int = Field(5_000_000, ge=1, description="extracted characters per file")
     # on by default since measured (bench/RESULTS.md): FinanceBench page hit@5 0.27 -> 0.41, SciFact
     # and XQuAD within 0.005; an index keeps the scheme it was built with (RAG_DOC_HEADER=none: off)
     doc_header: HeaderScheme = Field(HEADER_SCHEME, description="a header in every chunk, or none")
