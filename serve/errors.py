@@ -31,7 +31,7 @@ async def _http_error(request: Request, err: HTTPException) -> JSONResponse:
 
 
 async def _locked(request: Request, err: IndexLocked) -> JSONResponse:
-    return error_response(409, str(err))
+    return error_response(409, err.public)  # str(err) names the index's path and the holder's pid
 
 
 async def _no_index(request: Request, err: StoreError) -> JSONResponse:

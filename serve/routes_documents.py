@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, File, HTTPException, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from indexes import DocumentRecord
@@ -28,11 +28,13 @@ def search(body: SearchRequest, state: State) -> dict:
 
 @router.post("/documents", status_code=202)
 async def upload(state: State, files: Annotated[list[UploadFile], File()], wait: bool = False) -> dict:
-    """Save the PDFs and queue their ingestion; with `wait`, answer once it is done."""
+    """Save the PDFs and queue their ingestion; with `wait`, answer once it is done or after
+    `wait_timeout_s`, whichever comes first (the job's status says which). A file that fails to
+    parse is removed from the upload folder (its result says `removed`)."""
     saved = [await save_upload(f, state.uploads, state.settings.max_upload_mb) for f in files]
     job = state.jobs.submit("ingest", lambda job: state.ingest(saved, job))
     if wait:
-        await run_in_threadpool(state.jobs.wait, job)
+        await run_in_threadpool(state.jobs.wait, job, state.settings.wait_timeout_s)
     return {"documents": [p.name for p in saved], "job": job.to_dict()}
 
 
@@ -54,12 +56,18 @@ def _document(d: DocumentRecord) -> dict:
     }
 
 
-@router.delete("/documents/{doc_id}")
-def delete_document(doc_id: str, state: State) -> dict:
-    """Remove a document and answer once the new generation without it is published."""
+@router.delete("/documents/{doc_id}", responses={202: {"description": "not done yet: the job"}})
+def delete_document(doc_id: str, state: State, response: Response) -> dict:
+    """Remove a document and answer (200) once the new generation without it is published; when
+    that takes longer than `wait_timeout_s` (another process holds the index), answer 202 with
+    the job to follow at /v1/jobs/{id}."""
     if doc_id not in {d.name for d in state.documents()}:
         raise HTTPException(404, f"no document {doc_id!r}")
-    job = state.jobs.wait(state.jobs.submit("delete", lambda job: state.delete(doc_id)))
+    job = state.jobs.submit("delete", lambda job: state.delete(doc_id))
+    state.jobs.wait(job, state.settings.wait_timeout_s)
+    if not job.over:
+        response.status_code = 202
+        return {"id": doc_id, "deleted": False, "job": job.to_dict()}
     if job.status == "failed":
         raise HTTPException(409, job.error or "delete failed")
     return {"id": doc_id, "deleted": True, "generation": job.result["generation"]}
@@ -67,8 +75,9 @@ def delete_document(doc_id: str, state: State) -> dict:
 
 @router.post("/reindex", status_code=202)
 def reindex(state: State) -> dict:
-    """Re-index the upload folder: new and changed files are ingested, removed ones dropped."""
-    job = state.jobs.submit("reindex", lambda job: state.ingest([state.uploads], job, prune=True))
+    """Re-index the upload folder: new and changed files are ingested, documents whose upload
+    was removed are dropped; documents ingested from elsewhere (the CLI) are left alone."""
+    job = state.jobs.submit("reindex", state.reindex)
     return job.to_dict()
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -38,7 +40,30 @@ async def save_upload(upload: UploadFile, folder: Path, max_mb: int) -> Path:
 
 
 def _write_atomically(target: Path, data: bytes) -> None:
-    """Written aside, then renamed: a re-index never reads half a file."""
+    """Written aside, synced, then renamed: neither a re-index nor a crash (the machine's
+    included) ever leaves half a file under the PDF's name."""
     partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
-    partial.write_bytes(data)
-    partial.replace(target)
+    try:
+        with open(partial, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the rename itself
+    finally:
+        os.close(fd)
+
+
+def remove_partials(folder: Path, older_than_s: float = 3600.0) -> None:
+    """Remove the `.NAME.part` files of uploads a crash cut off; only old ones, since another
+    server process on the same folder may be writing one right now."""
+    for path in folder.glob(".*.part"):
+        try:
+            if time.time() - path.stat().st_mtime > older_than_s:
+                path.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
