@@ -16,7 +16,7 @@ from rich.table import Table
 
 from indexes import IndexStore
 from rag.settings import load_settings
-from rag.terminal import EXIT_FAILED_FILES, IndexOpt, RerankOpt, out, run_guarded
+from rag.terminal import EXIT_FAILED_FILES, CollectionOpt, IndexOpt, RerankOpt, out, run_guarded
 
 app = typer.Typer(help="Ask questions over PDF collections.", no_args_is_help=True)
 docs_app = typer.Typer(help="List and remove indexed documents.", no_args_is_help=True)
@@ -27,6 +27,7 @@ app.add_typer(docs_app, name="docs")
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="PDF files and folders (searched recursively)")],
     index: IndexOpt = None,
+    collection: CollectionOpt = None,
     model: Annotated[str | None, typer.Option(help="Embedding model: local dir or hub id")] = None,
     chunk_size: Annotated[int | None, typer.Option(help="Tokens per chunk")] = None,
     overlap: Annotated[int | None, typer.Option(help="Tokens shared by neighbouring chunks")] = None,
@@ -42,7 +43,7 @@ def ingest(
     from rag.ingest import ingest as run_ingest
 
     settings = run_guarded(lambda: load_settings(
-        index=index, model=model, chunk_size=chunk_size, chunk_overlap=overlap,
+        index=index, collection=collection, model=model, chunk_size=chunk_size, chunk_overlap=overlap,
         index_type=index_type, extractor=extractor, embed_backend=embed_backend,
     ))
     report = run_guarded(lambda: run_ingest(paths, settings, prune=prune, progress=not quiet))
@@ -68,6 +69,7 @@ def search(
     mode: Annotated[str | None, typer.Option(help="dense, bm25 or hybrid (default)")] = None,
     doc: Annotated[list[str] | None, typer.Option(help="Only these documents (repeatable)")] = None,
     index: IndexOpt = None,
+    collection: CollectionOpt = None,
     collapse: Annotated[
         bool | None, typer.Option("--collapse/--no-collapse", help="Fold near-duplicate results into one")
     ] = None,
@@ -79,7 +81,8 @@ def search(
 
     settings = run_guarded(
         lambda: load_settings(
-            index=index, top_k=k, mode=mode, collapse_duplicates=collapse, reranker=rerank
+            index=index, collection=collection, top_k=k, mode=mode, collapse_duplicates=collapse,
+            reranker=rerank,
         )
     )
     retriever = run_guarded(lambda: Retriever(settings.index, reranker=settings.reranker))
@@ -101,10 +104,11 @@ def search(
 @app.command()
 def status(
     index: IndexOpt = None,
+    collection: CollectionOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Show the index: model, index type, chunking, counts."""
-    settings = run_guarded(lambda: load_settings(index=index))
+    settings = run_guarded(lambda: load_settings(index=index, collection=collection))
     with run_guarded(lambda: IndexStore(settings.index).open()) as snap:
         documents = snap.documents()  # name, n_chunks and manifest stay readable once closed
     info = {
@@ -127,10 +131,11 @@ def status(
 @docs_app.command("list")
 def docs_list(
     index: IndexOpt = None,
+    collection: CollectionOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """List indexed documents."""
-    settings = run_guarded(lambda: load_settings(index=index))
+    settings = run_guarded(lambda: load_settings(index=index, collection=collection))
     with run_guarded(lambda: IndexStore(settings.index).open()) as snap:
         documents = snap.documents()
     if as_json:
@@ -148,11 +153,12 @@ def docs_set_title(
     name: Annotated[str, typer.Argument(help="Document name (as `rag docs list` shows)")],
     title: Annotated[str, typer.Argument(help="The title its header and chunks should carry")],
     index: IndexOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Give a document a title of your own; its chunks are embedded again under the new header."""
     from rag.ingest import set_title
 
-    settings = run_guarded(lambda: load_settings(index=index))
+    settings = run_guarded(lambda: load_settings(index=index, collection=collection))
     report = run_guarded(lambda: set_title(name, title, settings))
     out.print(f"title of {name} set; {report.chunks_embedded} chunks embedded again; "
               f"generation {report.generation}", highlight=False)
@@ -162,11 +168,12 @@ def docs_set_title(
 def docs_remove(
     names: Annotated[list[str], typer.Argument(help="Document names (as `rag docs list` shows)")],
     index: IndexOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Remove documents from the index."""
     from rag.ingest import remove_documents
 
-    settings = run_guarded(lambda: load_settings(index=index))
+    settings = run_guarded(lambda: load_settings(index=index, collection=collection))
     report = run_guarded(lambda: remove_documents(names, settings))
     out.print(f"removed {report.count('removed')} document(s); generation {report.generation}")
 
@@ -175,6 +182,7 @@ def docs_remove(
 def reindex(
     model: Annotated[str, typer.Option(help="New embedding model: a directory (finetune-embed) or hub id")],
     index: IndexOpt = None,
+    collection: CollectionOpt = None,
     into: Annotated[Path | None, typer.Option(help="Write to this new index directory instead")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
 ) -> None:
@@ -182,7 +190,7 @@ def reindex(
     searches keep working (on the old generation) while it runs."""
     from rag.reindex import reindex as run_reindex
 
-    settings = run_guarded(lambda: load_settings(index=index))
+    settings = run_guarded(lambda: load_settings(index=index, collection=collection))
     report = run_guarded(lambda: run_reindex(settings, model, into, progress=not quiet))
     out.print(f"re-embedded {report.chunks} chunks with {report.model} (was {report.previous_model}) "
               f"in {report.seconds:.1f} s; generation {report.generation} in {report.index}", highlight=False)
@@ -217,6 +225,7 @@ def ask(
     question: Annotated[str, typer.Argument(help="The question")],
     session: Annotated[str | None, typer.Option(help="Continue (or start) this conversation")] = None,
     index: IndexOpt = None,
+    collection: CollectionOpt = None,
     engine: EngineOpt = None,
     rerank: RerankOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
@@ -224,7 +233,9 @@ def ask(
     """Answer a question from the index, citing documents and pages."""
     from rag.conversation import open_chat
 
-    settings = run_guarded(lambda: load_settings(index=index, engine=engine, reranker=rerank))
+    settings = run_guarded(
+        lambda: load_settings(index=index, collection=collection, engine=engine, reranker=rerank)
+    )
     chat = run_guarded(lambda: open_chat(settings))
     try:
         answer = run_guarded(lambda: chat.ask(question, session))
@@ -241,13 +252,16 @@ def ask(
 def chat(
     session: Annotated[str | None, typer.Option(help="Continue this conversation")] = None,
     index: IndexOpt = None,
+    collection: CollectionOpt = None,
     engine: EngineOpt = None,
     rerank: RerankOpt = None,
 ) -> None:
     """Interactive chat over the index; answers stream as they are written. Ctrl-D ends it."""
     from rag.conversation import open_chat
 
-    settings = run_guarded(lambda: load_settings(index=index, engine=engine, reranker=rerank))
+    settings = run_guarded(
+        lambda: load_settings(index=index, collection=collection, engine=engine, reranker=rerank)
+    )
     conversation = run_guarded(lambda: open_chat(settings))
     try:
         session_id = run_guarded(lambda: conversation.sessions.create(session))

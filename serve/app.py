@@ -1,7 +1,10 @@
 """The HTTP service: OpenAI-compatible chat, embeddings and models, plus search, documents,
 re-indexing jobs and sessions. Handlers translate HTTP into calls of `rag` and back.
 
-    serve/state.py             AppState: settings, models (loaded on first use), jobs, metrics
+    serve/service.py           Service: the collections, keys, shared models and metrics
+    serve/state.py             AppState: one collection's index, uploads, jobs and chat
+    serve/auth.py              API keys and what each may do; checked before the body is read
+    serve/limits.py            request bodies bounded while they are read
     serve/routes_openai.py     /v1/chat/completions, /v1/models, /v1/embeddings
     serve/routes_documents.py  /v1/search, /v1/documents, /v1/reindex, /v1/jobs
     serve/routes_sessions.py   /v1/sessions
@@ -12,6 +15,10 @@ re-indexing jobs and sessions. Handlers translate HTTP into calls of `rag` and b
 Citations: a chat completion's message text cites sources as [n] and ends with a "Sources:"
 list naming document and page; the same data comes structured in the response's extra
 `citations` field (and, when streaming, on the last chunk before [DONE]).
+
+Collections: the document, search, re-index, job and session routes answer for the default
+collection under /v1/... and for collection NAME under /v1/collections/NAME/...; a chat
+request picks its collection with `model`.
 """
 
 from __future__ import annotations
@@ -25,30 +32,48 @@ from rag.embedding import Embedder
 from rag.generation import Generator
 from rag.settings import Settings
 from serve import routes_documents, routes_health, routes_openai, routes_sessions
+from serve.auth import AuthMiddleware
 from serve.errors import add_error_handlers
+from serve.limits import BodyLimitMiddleware
 from serve.metrics import measure_requests
-from serve.state import AppState
+from serve.service import Service
+
+COLLECTION = "/v1/collections/{collection}"
 
 
 def create_app(
     settings: Settings, generator: Generator | None = None, embedder: Embedder | None = None
 ) -> FastAPI:
-    """The app for one index; the generator and embedder default to those the settings name.
+    """The app for the default index and its collections; the generator and embedder default to
+    those the settings name.
 
     The models load on first use, so that /health answers at once and an empty index can take
     its first upload.
     """
-    state = AppState(settings, generator, embedder)
+    service = Service(settings, generator, embedder)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        state.jobs.shutdown()  # queued jobs are dropped, a running one is waited for
+        service.shutdown()
 
-    app = FastAPI(title="ragstack", version="0.1.0", lifespan=lifespan)
-    app.state.rag = state
-    for module in (routes_openai, routes_documents, routes_sessions, routes_health):
-        app.include_router(module.router)
+    docs = settings.api_docs
+    app = FastAPI(
+        title="ragstack", version="0.1.0", lifespan=lifespan,
+        docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app.state.rag = service
+    app.include_router(routes_openai.router, prefix="/v1")
+    for module in (routes_documents, routes_sessions):
+        app.include_router(module.router, prefix="/v1")
+        app.include_router(module.router, prefix=COLLECTION)
+    app.include_router(routes_health.router)
     add_error_handlers(app)
     app.middleware("http")(measure_requests)
+    # added last, so outermost: the key is checked first, then the body is bounded while read
+    app.add_middleware(
+        BodyLimitMiddleware, body_bytes=settings.max_body_kb * 1024, upload_bytes=settings.max_upload_mb << 20
+    )
+    app.add_middleware(AuthMiddleware, keys=service.keys)
     return app

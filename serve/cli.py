@@ -30,6 +30,7 @@ def serve(
     from rag.generation import close_generator, open_generator
     from rag.terminal import fail, out, run_guarded
     from serve.app import create_app
+    from serve.auth import KeyRing
 
     settings = run_guarded(
         lambda: load_settings(
@@ -37,6 +38,13 @@ def serve(
             llm_adapter=str(adapter) if adapter else None,
         )
     )
+    keys = run_guarded(lambda: KeyRing.from_settings(settings))  # a bad keys file stops here
+    if not keys.enabled:
+        out.print(
+            "no API key configured: every client may read and change every collection "
+            "(set RAG_API_KEYS or RAG_KEYS_FILE before putting this on a network)",
+            style="yellow",
+        )
     if settings.llm_adapter and not (Path(settings.llm_adapter) / "adapter_config.json").is_file():
         raise fail(f"{settings.llm_adapter} is not a LoRA adapter directory (no adapter_config.json)")
     generator = None  # the embedded engine loads on first use, so that /health answers at once

@@ -4,11 +4,14 @@ message."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException  # FastAPI's is a subclass: both are handled
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from indexes import IndexLocked, StoreError
+from serve.jobs import public_text
 
 
 def error_response(status: int, message: str) -> JSONResponse:
@@ -18,7 +21,18 @@ def error_response(status: int, message: str) -> JSONResponse:
         kind = "invalid_request_error"
     else:
         kind = "server_error"
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+    # whatever raised it, a client never learns the server's paths or process ids
+    body = {"error": {"message": public_text(message), "type": kind, "code": status}}
+    return JSONResponse(body, status_code=status)
+
+
+def too_large_message(scope: dict) -> str:
+    """What a 413 says: the bound that was passed."""
+    limit = scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+    if limit is None:
+        return "request body too large"
+    size = f"{limit / 1024 / 1024:.0f} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
+    return f"request body larger than the {size} limit"
 
 
 async def _invalid_body(request: Request, err: RequestValidationError) -> JSONResponse:
@@ -27,6 +41,8 @@ async def _invalid_body(request: Request, err: RequestValidationError) -> JSONRe
 
 
 async def _http_error(request: Request, err: HTTPException) -> JSONResponse:
+    if err.status_code == 413 and err.detail == "Content Too Large":  # Starlette's body limiter
+        return error_response(413, too_large_message(request.scope))
     return error_response(err.status_code, str(err.detail))
 
 

@@ -42,7 +42,14 @@ async def measure_requests(request: Request, call_next: Callable[[Request], Awai
     series per route, whatever the ids in it)."""
     start = time.perf_counter()
     response = await call_next(request)
-    route = getattr(request.scope.get("route"), "path", "unmatched")
+    route = _template(request) if request.scope.get("route") is not None else "unmatched"
     seconds = time.perf_counter() - start
     request.app.state.rag.metrics.request(request.method, route, response.status_code, seconds)
     return response
+
+
+def _template(request: Request) -> str:
+    """The request's path with its path parameters' values put back as {names}: the route as
+    declared, whichever router prefix (default or named collection) it came through."""
+    names = {str(value): f"{{{name}}}" for name, value in request.path_params.items()}
+    return "/".join(names.get(part, part) for part in request.url.path.split("/"))

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, HTTPException, Response, UploadFile
+from fastapi import APIRouter, File, HTTPException, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from indexes import DocumentRecord
 from serve.schemas import SearchRequest
-from serve.state import State, require_api_key
+from serve.state import State, WritableState
 from serve.uploads import save_upload
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
+router = APIRouter()
 
 
 @router.post("/search")
@@ -27,7 +27,9 @@ def search(body: SearchRequest, state: State) -> dict:
 
 
 @router.post("/documents", status_code=202)
-async def upload(state: State, files: Annotated[list[UploadFile], File()], wait: bool = False) -> dict:
+async def upload(
+    state: WritableState, files: Annotated[list[UploadFile], File()], wait: bool = False
+) -> dict:
     """Save the PDFs and queue their ingestion; with `wait`, answer once it is done or after
     `wait_timeout_s`, whichever comes first (the job's status says which). A file that fails to
     parse is removed from the upload folder (its result says `removed`)."""
@@ -57,7 +59,7 @@ def _document(d: DocumentRecord) -> dict:
 
 
 @router.delete("/documents/{doc_id}", responses={202: {"description": "not done yet: the job"}})
-def delete_document(doc_id: str, state: State, response: Response) -> dict:
+def delete_document(doc_id: str, state: WritableState, response: Response) -> dict:
     """Remove a document and answer (200) once the new generation without it is published; when
     that takes longer than `wait_timeout_s` (another process holds the index), answer 202 with
     the job to follow at /v1/jobs/{id}."""
@@ -74,7 +76,7 @@ def delete_document(doc_id: str, state: State, response: Response) -> dict:
 
 
 @router.post("/reindex", status_code=202)
-def reindex(state: State) -> dict:
+def reindex(state: WritableState) -> dict:
     """Re-index the upload folder: new and changed files are ingested, documents whose upload
     was removed are dropped; documents ingested from elsewhere (the CLI) are left alone."""
     job = state.jobs.submit("reindex", state.reindex)

@@ -1,5 +1,6 @@
 """The OpenAI-compatible routes: chat completions (streamed as server-sent events or not), models
-and embeddings, so that the official openai client works against ragstack.
+and embeddings, so that the official openai client works against ragstack. A chat request's
+`model` names the collection it asks (serve.service.Service.collection_for_model).
 
 Each handler is a plain `def`: loading the models, the follow-up rewrite, generation, encoding
 and tokenising all block, and FastAPI runs plain handlers in its thread pool, off the event loop
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from openai.types.chat.chat_completion_chunk import ChoiceDelta
 
@@ -18,31 +19,41 @@ from rag.conversation import ChatTurn
 from serve import responses
 from serve.responses import SSE_DONE, Completion, chat_chunk, openai_json, sse
 from serve.schemas import ChatRequest, EmbeddingRequest
-from serve.state import AppState, State, require_api_key
+from serve.service import Service
+from serve.state import AppState
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
+router = APIRouter()
+
+
+def _service(request: Request) -> Service:
+    return request.app.state.rag
 
 
 @router.get("/models")
-def models(state: State) -> Response:
-    """The generator and the embedding model."""
-    return openai_json(responses.model_list([state.model_name(), state.settings.model]))
+def models(request: Request) -> Response:
+    """The generator, the embedding model, and the collections this key may chat with (a chat
+    request names its collection as `model`)."""
+    service = _service(request)
+    names = [service.models.generator_name(), service.settings.model]
+    names += [n for n in service.names(request.state.grant) if n not in names]
+    return openai_json(responses.model_list(names))
 
 
 @router.post("/chat/completions")
-def chat_completions(body: ChatRequest, state: State) -> Response:
+def chat_completions(body: ChatRequest, request: Request) -> Response:
+    service, grant = _service(request), request.state.grant
+    state = service.open(service.collection_for_model(body.model), grant)
+    session_id = state.session(body.session_id, grant)
     # a follow-up's rewrite (a generation) runs here, before the first token
-    turn = state.chat().turn(body.question(), body.session_id, body.history(), **body.answer_options())
-    completion = Completion(body.model or state.model_name())
+    turn = state.chat().turn(body.question(), session_id, body.history(), **body.answer_options())
+    completion = Completion(body.model or service.models.generator_name())
     if body.stream:
-        return StreamingResponse(
-            _events(turn, completion, body.session_id, state), media_type="text/event-stream"
-        )
+        return StreamingResponse(_events(turn, completion, session_id, state), media_type="text/event-stream")
     generated = "".join(turn)
     state.metrics.tokens(state.count_tokens(generated))
     answer = turn.answer
     return openai_json(
-        responses.chat_completion(completion, answer, state.count_tokens(answer.text), body.session_id)
+        responses.chat_completion(completion, answer, state.count_tokens(answer.text), session_id)
     )
 
 
@@ -64,8 +75,8 @@ def _events(turn: ChatTurn, completion: Completion, session_id: str | None, stat
 
 
 @router.post("/embeddings")
-def embeddings(body: EmbeddingRequest, state: State) -> Response:
-    embedder = state.retriever().embedder
+def embeddings(body: EmbeddingRequest, request: Request) -> Response:
+    embedder = _service(request).models.embedding_model()
     texts = body.texts()
     vectors = embedder.encode(texts)
     tokens = sum(len(ids) for ids in embedder.tokenizer(texts)["input_ids"])

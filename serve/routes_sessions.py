@@ -1,4 +1,6 @@
-"""Conversations by id: read one's turns (with the rewritten queries and citations), delete it.
+"""Conversations by id: start one, read its turns (with the rewritten queries and citations),
+delete it. Ids are made by the server; a session belongs to the key and collection that made
+it, and is "not found" for any other key.
 
 Plain `def`s: the session store is SQLite (and the first use loads the models), so FastAPI runs
 them in its thread pool.
@@ -6,23 +8,27 @@ them in its thread pool.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Request
 
-from serve.state import State, require_api_key
+from serve.state import State
 
-router = APIRouter(prefix="/v1/sessions", dependencies=[Depends(require_api_key)])
+router = APIRouter(prefix="/sessions")
+
+
+@router.post("", status_code=201)
+def create_session(state: State, request: Request) -> dict:
+    """A new, empty session of this key in this collection; chat requests continue it by id."""
+    return {"id": state.session(None, request.state.grant), "turns": []}
 
 
 @router.get("/{session_id}")
-def get_session(session_id: str, state: State) -> dict:
-    sessions = state.sessions()
-    if not sessions.exists(session_id):
-        raise HTTPException(404, f"no session {session_id!r}")
-    return {"id": session_id, "turns": sessions.turns(session_id)}
+def get_session(session_id: str, state: State, request: Request) -> dict:
+    state.session(session_id, request.state.grant)  # 404 unless this key made it here
+    return {"id": session_id, "turns": state.sessions().turns(session_id)}
 
 
 @router.delete("/{session_id}")
-def delete_session(session_id: str, state: State) -> dict:
-    if not state.sessions().delete(session_id):
-        raise HTTPException(404, f"no session {session_id!r}")
+def delete_session(session_id: str, state: State, request: Request) -> dict:
+    state.session(session_id, request.state.grant)
+    state.sessions().delete(session_id)
     return {"id": session_id, "deleted": True}

@@ -1,5 +1,7 @@
-"""What the HTTP handlers share: settings, the models (loaded on first use), the job runner and
-the metrics. One AppState per app, on `app.state.rag`; handlers get it with `Depends(get_state)`.
+"""What the HTTP handlers share. One AppState per collection (its settings, index, uploads, job
+runner and chat); the models, loaded once on first use, are shared by all of them (`Models`).
+Handlers get the request's collection with `Depends(get_state)`, checked against the key's grant
+(serve.service.Service.open).
 """
 
 from __future__ import annotations
@@ -12,38 +14,62 @@ from fastapi import Depends, HTTPException, Request
 
 from indexes import DocumentRecord, IndexStore
 from rag.conversation import Chat, SessionStore, open_chat
+from rag.embedders import load_embedder
 from rag.embedding import Embedder
-from rag.generation import Generator
+from rag.generation import Generator, open_generator
 from rag.ingest import IngestReport, file_sources, ingest, remove_documents, update_index
 from rag.parsing_sandbox import Limits, ParsingSandbox
 from rag.retrieval import Retriever
 from rag.settings import Settings
+from serve.auth import Grant
 from serve.jobs import Job, JobRunner, public_text
 from serve.metrics import Metrics
 from serve.uploads import remove_partials
 
 
+class Models:
+    """The generator and the embedder, each loaded once on first use and shared by every
+    collection; the lock keeps two first requests from loading them twice."""
+
+    def __init__(self, settings: Settings, generator: Generator | None, embedder: Embedder | None):
+        self.settings, self._generator, self.embedder = settings, generator, embedder
+        self._lock = threading.Lock()
+
+    def generator(self) -> Generator:
+        with self._lock:
+            if self._generator is None:
+                self._generator = open_generator(self.settings)
+            return self._generator
+
+    def embedding_model(self) -> Embedder:
+        with self._lock:
+            if self.embedder is None:
+                s = self.settings
+                self.embedder = load_embedder(s.model, s.embed_backend, s.embed_batch_size, s.embed_precision)
+            return self.embedder
+
+    def generator_name(self) -> str:
+        """The generator's name, without loading it."""
+        return self._generator.name if self._generator else self.settings.llm_model
+
+
 class AppState:
-    """The shared state of one app. The models load on first use so that /health answers at once
-    and an empty index can take its first upload; everything that loads or reads is blocking and
-    is called from the thread pool.
+    """One collection of the service. The models load on first use so that /health answers at
+    once and an empty index can take its first upload; everything that loads or reads is blocking
+    and is called from the thread pool.
 
     Args:
-        settings: the index, models, API keys and upload limit.
-        generator: the answer model; the one the settings name when omitted.
-        embedder: the embedding model; the one the index's manifest names when omitted.
+        settings: the collection's index and session file, the models, the upload limit.
+        models: the shared generator and embedder.
+        metrics: the service's metrics.
     """
 
-    def __init__(
-        self, settings: Settings, generator: Generator | None = None, embedder: Embedder | None = None
-    ):
-        self.settings = settings
-        self._generator, self._embedder = generator, embedder
+    def __init__(self, settings: Settings, models: Models, metrics: Metrics):
+        self.settings, self.models, self.metrics = settings, models, metrics
+        self.name = settings.collection or "default"
         self._chat: Chat | None = None
-        self._lock = threading.Lock()  # two first requests must not load the models twice
+        self._lock = threading.Lock()
         self.store = IndexStore(settings.index)
-        self.metrics = Metrics()
-        self.api_keys = {k.strip() for k in settings.api_keys.split(",") if k.strip()}
         self.uploads = settings.index.parent / f"{settings.index.name}-documents"
         self.uploads.mkdir(parents=True, exist_ok=True)
         remove_partials(self.uploads)
@@ -55,9 +81,10 @@ class AppState:
     def chat(self) -> Chat:
         with self._lock:
             if self._chat is None:
-                retriever = Retriever(self.settings.index, self._embedder, reranker=self.settings.reranker)
-                self._chat = open_chat(self.settings, self._generator, retriever)
-                self._embedder = retriever.embedder
+                models = self.models
+                retriever = Retriever(self.settings.index, models.embedder, reranker=self.settings.reranker)
+                models.embedder = models.embedder or retriever.embedder
+                self._chat = open_chat(self.settings, models.generator(), retriever)
             return self._chat
 
     def retriever(self) -> Retriever:
@@ -66,11 +93,16 @@ class AppState:
     def sessions(self) -> SessionStore:
         return self.chat().sessions
 
-    def model_name(self) -> str:
-        """The generator's name, without loading it."""
-        if self._chat is not None:
-            return self._chat.answerer.generator.name
-        return self._generator.name if self._generator else self.settings.llm_model
+    def session(self, session_id: str | None, grant: Grant) -> str:
+        """The session a chat turn goes on: a new one the server names when none is given, else
+        the given one if this key made it here (404 otherwise: another key's session does not
+        exist for this one)."""
+        sessions = self.sessions()
+        if session_id is None:
+            return sessions.create(owner=grant.name)
+        if not sessions.owned_by(session_id, grant.name):
+            raise HTTPException(404, f"no session {session_id!r}")
+        return session_id
 
     def count_tokens(self, text: str) -> int:
         counter = getattr(self.chat().answerer.generator, "count_tokens", None)
@@ -83,7 +115,7 @@ class AppState:
     def ingest(self, paths: list[Path], job: Job) -> dict:
         """Index uploaded `paths` (a job's work), reporting files done on the job."""
         report = ingest(
-            paths, self.settings, progress=False, embedder=self._embedding_model(), on_file=_progress(job)
+            paths, self.settings, progress=False, embedder=self.models.embedder, on_file=_progress(job)
         )
         return self._result(report)
 
@@ -97,7 +129,7 @@ class AppState:
                 source.load, source.read_title = sandbox.loaders(Path(source.path), self.settings.extractor)
             report = update_index(
                 sources, self.settings, prune=self._is_upload, progress=False,
-                embedder=self._embedding_model(), on_file=_progress(job),
+                embedder=self.models.embedder, on_file=_progress(job),
             )
         report.files = failures + report.files
         return self._result(report)
@@ -127,10 +159,6 @@ class AppState:
             "chunks_reused": report.chunks_reused,
         }
 
-    def _embedding_model(self) -> Embedder | None:
-        """The loaded embedder, else ingest loads the one the index's manifest names."""
-        return self._chat.answerer.retriever.embedder if self._chat else self._embedder
-
     def delete(self, name: str) -> dict:
         """Remove a document from the index (a job's work), and its upload if it was one."""
         report = remove_documents([name], self.settings)
@@ -151,14 +179,15 @@ def _progress(job: Job):
 
 
 async def get_state(request: Request) -> AppState:
-    return request.app.state.rag
+    """The collection the request names (a `/v1/collections/{collection}/...` path, else the
+    default), if the request's key may read it."""
+    return request.app.state.rag.open(request.path_params.get("collection"), request.state.grant)
+
+
+async def get_writable_state(request: Request) -> AppState:
+    """As get_state, for requests that change the collection: the key must be allowed to write."""
+    return request.app.state.rag.open(request.path_params.get("collection"), request.state.grant, write=True)
 
 
 State = Annotated[AppState, Depends(get_state)]
-
-
-async def require_api_key(request: Request, state: State) -> None:
-    """With API keys configured, every route but /health needs `Authorization: Bearer KEY`."""
-    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if state.api_keys and given not in state.api_keys:
-        raise HTTPException(401, "missing or wrong API key: send Authorization: Bearer KEY")
+WritableState = Annotated[AppState, Depends(get_writable_state)]

@@ -13,17 +13,19 @@ from starlette.concurrency import run_in_threadpool
 
 PDF_MAGIC = b"%PDF-"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+MAX_NAME_CHARS = 200
 
 
 def safe_filename(name: str | None) -> str:
-    """The file's base name with anything but letters, digits, ._- and spaces removed."""
+    """The file's base name with anything but letters, digits, ._- and spaces replaced, cut to
+    MAX_NAME_CHARS, ending in .pdf."""
     base = Path((name or "").replace("\\", "/")).name
     base = _UNSAFE.sub("_", base).strip(" .")
     if not base:
         raise HTTPException(422, "the upload needs a file name")
-    if not base.lower().endswith(".pdf"):
-        base += ".pdf"
-    return base
+    stem, suffix = (base[:-4], base[-4:]) if base.lower().endswith(".pdf") else (base, ".pdf")
+    # room for the temporary name (".NAME.xxxxxxxx.part") within the 255 bytes a file name may take
+    return (stem[:MAX_NAME_CHARS].rstrip(" .") or "upload") + suffix
 
 
 async def save_upload(upload: UploadFile, folder: Path, max_mb: int) -> Path:

@@ -39,6 +39,19 @@ def test_cli_end_to_end(corpus: Path, tmp_path: Path) -> None:
     assert "space.pdf" not in {d["name"] for d in listed}
 
 
+def test_collections_on_the_command_line(corpus: Path, tmp_path: Path) -> None:
+    env = {"RAG_INDEX": str(tmp_path / "index")}
+    ingested = rag_cli("ingest", str(corpus / "space.pdf"), "--collection", "astro", "-q", env=env)
+    assert ingested.returncode == 0, ingested.stderr
+    found = rag_cli("search", "salty ocean under ice", "--collection", "astro", "--json", env=env)
+    assert found.returncode == 0 and json.loads(found.stdout)[0]["doc"] == "space.pdf", found.stderr
+    # the collection lives beside the default index, which stays empty
+    assert (tmp_path / "collections" / "astro" / "index" / "CURRENT").is_file()
+    assert rag_cli("search", "salty ocean", env=env).returncode == 2
+    bad = rag_cli("search", "x", "--collection", "../escape", env=env)
+    assert bad.returncode == 2 and "invalid collection name" in bad.stderr
+
+
 def test_cli_errors_have_exit_codes(corpus: Path, tmp_path: Path) -> None:
     missing = rag_cli("search", "anything", "--index", str(tmp_path / "none"))
     assert missing.returncode == 2 and "no index" in missing.stderr

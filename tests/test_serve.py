@@ -17,6 +17,7 @@ from conftest import covers, make_reports
 from live_server import Server
 from pdfs import lorem, make_pdf
 
+from rag.conversation import SessionStore
 from rag.settings import Settings
 from serve.app import create_app
 from serve.uploads import safe_filename
@@ -131,22 +132,28 @@ def test_follow_up_in_a_session(loaded) -> None:
         model="ragstack",
         messages=[{"role": "user", "content": "What was Acme's revenue in 2021?"}],
         max_tokens=60,
-        extra_body={"session_id": "s-follow-up"},
     )
-    assert first.model_extra["session_id"] == "s-follow-up"
+    session_id = first.model_extra["session_id"]  # the server names every conversation
+    assert session_id and SessionStore.valid_id(session_id)
     second = chat.chat.completions.create(
         model="ragstack",
         messages=[{"role": "user", "content": "And in 2022?"}],
         max_tokens=60,
-        extra_body={"session_id": "s-follow-up"},
+        extra_body={"session_id": session_id},
     )
+    assert second.model_extra["session_id"] == session_id
     assert "2022" in second.model_extra["query"] and "revenue" in second.model_extra["query"].lower()
     # the rewritten follow-up finds the 2022 report (whether a 135M model then cites it is luck)
     assert second.model_extra["sources"][0]["doc"] == "acme_2022.pdf", second.model_extra
-    turns = http.get("/v1/sessions/s-follow-up").json()["turns"]
+    turns = http.get(f"/v1/sessions/{session_id}").json()["turns"]
     assert [t["role"] for t in turns] == ["user", "assistant", "user", "assistant"]
-    assert http.delete("/v1/sessions/s-follow-up").json()["deleted"]
-    assert http.get("/v1/sessions/s-follow-up").status_code == 404
+    # an id the server did not make is not a session: clients cannot pick (or guess) one
+    with pytest.raises(openai.NotFoundError):
+        chat.chat.completions.create(
+            model="ragstack", messages=[{"role": "user", "content": "Hi?"}], extra_body={"session_id": "mine"}
+        )
+    assert http.delete(f"/v1/sessions/{session_id}").json()["deleted"]
+    assert http.get(f"/v1/sessions/{session_id}").status_code == 404
 
 
 def test_models_embeddings_search_and_metrics(loaded, embedder) -> None:
@@ -227,7 +234,7 @@ def test_upload_names_cannot_escape_the_folder(loaded, tmp_path: Path) -> None:
         files=[("files", ("../../../outside.pdf", pdf.read_bytes(), "application/pdf"))],
     )
     assert response.status_code == 202 and response.json()["documents"] == ["outside.pdf"]
-    root = Path(server.server.config.app.state.rag.uploads)
+    root = Path(server.server.config.app.state.rag.default().uploads)
     assert (root / "outside.pdf").is_file() and not (root.parent.parent / "outside.pdf").exists()
     assert http.delete("/v1/documents/outside.pdf").status_code == 200
     assert not (root / "outside.pdf").exists()
@@ -256,7 +263,7 @@ def test_delete_removes_a_document_from_answers(loaded, tmp_path: Path) -> None:
 def test_queries_keep_working_during_a_reindex(loaded) -> None:
     server, http, _ = loaded
     # new files appear in the upload folder: re-indexing picks them up
-    uploads = Path(server.server.config.app.state.rag.uploads)
+    uploads = Path(server.server.config.app.state.rag.default().uploads)
     make_pdf(uploads / "acme_2023.pdf", ["Acme Corporation's revenue in 2023 was 6.0 billion dollars."])
     for i in range(4):
         make_pdf(uploads / f"minutes_{i}.pdf", [lorem(f"meeting{i}", 60), lorem(f"agenda{i}", 60)])

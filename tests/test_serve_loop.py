@@ -49,6 +49,7 @@ def test_health_answers_while_a_rewrite_and_a_large_embedding_run(tmp_path: Path
     settings = Settings(index=tmp_path / "index", sessions=tmp_path / "sessions.sqlite")
     ingest([make_reports(tmp_path / "pdfs")], settings, progress=False, embedder=embedder)
     sessions = SessionStore(settings.sessions)  # a session with history: the next turn is rewritten
+    sessions.create("s1", owner="anonymous")  # as the server makes one for a service without keys
     sessions.append("s1", "user", "What was Acme's revenue in 2021?")
     sessions.append("s1", "assistant", "Acme's revenue in 2021 was 4.2 billion dollars [1].")
     sessions.close()
