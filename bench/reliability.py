@@ -231,7 +231,7 @@ def main() -> None:
         wrong = int(b["2MB status"] != 413) + int(b["150MB status"] != 401)
         table.add_row("2 MB message / 150 MB body", "2", str(wrong),
                       f"{b['2MB status']} / {b['150MB status']}; memory growth {b['growth_mb']:.0f} MB")
-    Console().print(table)
+    Console(width=150).print(table)
     print(json.dumps(figures, indent=1, default=str))
 
 
