@@ -39,12 +39,13 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 INGEST_CHILD = """
-import json, resource, sys
+import json, re, sys
 from pathlib import Path
 from rag.ingest import ingest
 from rag.settings import Settings
 report = ingest([Path(sys.argv[1])], Settings(index=Path(sys.argv[2])), progress=False)
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not getrusage's ru_maxrss, which survives exec and so counts the forking parent
+peak_mb = int(re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read()).group(1)) / 1024
 files = [{"name": f.name, "status": f.status, "kind": f.error_kind, "error": f.error} for f in report.files]
 print(json.dumps({"files": files, "peak_mb": peak_mb}))
 """

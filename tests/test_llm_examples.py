@@ -104,9 +104,9 @@ def test_examples_cite_the_source_that_holds_the_answer(squad) -> None:
     for example in examples:
         system, user = example.messages
         assert system == {"role": "system", "content": SYSTEM_PROMPT}
-        assert user["content"].startswith("Sources:\n\n[1] (") and "\n\nQuestion: " in user["content"]
+        assert user["content"].startswith("Sources:\n\n<source>[1] (") and "\n\nQuestion: " in user["content"]
         answer, n = example.target[: example.target.rindex(" [")], int(example.target[-3])
-        source = user["content"].split(f"[{n}] (")[1].split("\n\n[")[0]
+        source = user["content"].split(f"<source>[{n}] (")[1].split("</source>")[0]
         assert answer.lower() in source.lower()  # the cited source holds the answer
         assert example.target == cited_answer(answer, n) and example.answerable
 
