@@ -199,7 +199,7 @@ class Writer:
         _fsync_tree(tmp)
         final = self.store.generations / name
         os.rename(tmp, final)
-        _fsync_dir(self.store.generations)
+        fsync_dir(self.store.generations)
         _atomic_write(self.store.root / "CURRENT", name + "\n")
         self._collect_garbage(keep=name)
         previous, self.current = self.current, Snapshot(final)
@@ -236,7 +236,7 @@ def _atomic_write(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _fsync_tree(root: Path) -> None:
@@ -247,10 +247,11 @@ def _fsync_tree(root: Path) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        _fsync_dir(Path(dirpath))
+        fsync_dir(Path(dirpath))
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """A rename is durable only once its directory is synced."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

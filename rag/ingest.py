@@ -36,7 +36,7 @@ from indexes import (
     contextual_text,
     text_hash,
 )
-from indexes.store import Writer
+from indexes.store import Writer, fsync_dir
 from rag.chunking import Chunker
 from rag.document_context import document_header
 from rag.documents import DocumentError, discover, file_sha256
@@ -510,16 +510,7 @@ def _stage(staging: Path, key: str, model: str, hashes: list[str], vectors) -> N
         f.flush()
         os.fsync(f.fileno())
     os.replace(partial, staging / f"{key}.npz")
-    _fsync_dir(staging)
-
-
-def _fsync_dir(path: Path) -> None:
-    """A rename is durable only once its directory is synced."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(staging)
 
 
 def _clear_staging(staging: Path) -> None:
