@@ -144,12 +144,15 @@ def file_sources(paths: list[Path]) -> tuple[list[Source], list[FileResult]]:
 def ingest(
     paths: list[Path],
     settings: Settings,
-    prune: bool = False,
+    prune: bool | Callable[[str], bool] = False,
     progress: bool = True,
     embedder: Embedder | None = None,
     on_file: Callable[[int, int], None] | None = None,
 ) -> IngestReport:
     """Ingest files and folders of PDFs into `settings.index`; see `update_index`.
+
+    `prune`: True removes indexed documents under `paths` (or whose file is gone) that are no
+    longer found; a function of an indexed path decides for itself (the server: its uploads only).
 
     Each file is parsed in a sandboxed worker process (rag.parsing_sandbox), started at the first
     file to parse: a file that crashes it or goes over a limit fails alone."""
@@ -164,7 +167,8 @@ def ingest(
         for source in sources:
             source.load, source.read_title = sandbox.loaders(Path(source.path), settings.extractor)
         report = update_index(
-            sources, settings, prune=in_scope if prune else None, progress=progress,
+            sources, settings, prune=prune if callable(prune) else in_scope if prune else None,
+            progress=progress,
             embedder=embedder, on_file=on_file,
         )
     report.files = failures + report.files

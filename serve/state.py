@@ -17,8 +17,7 @@ from rag.conversation import Chat, SessionStore, open_chat
 from rag.embedders import load_embedder
 from rag.embedding import Embedder
 from rag.generation import Generator, open_generator
-from rag.ingest import IngestReport, file_sources, ingest, remove_documents, update_index
-from rag.parsing_sandbox import Limits, ParsingSandbox
+from rag.ingest import IngestReport, ingest, remove_documents
 from rag.retrieval import Retriever
 from rag.settings import Settings
 from serve.auth import Grant
@@ -123,15 +122,10 @@ class AppState:
         """Bring the index in line with the upload folder (a job's work): new and changed files
         are ingested, documents whose upload is gone dropped. Only those: the server prunes
         only what it manages, so a document ingested from a terminal stays when its file moves."""
-        sources, failures = file_sources([self.uploads])
-        with ParsingSandbox(Limits.from_settings(self.settings)) as sandbox:  # as rag.ingest.ingest
-            for source in sources:
-                source.load, source.read_title = sandbox.loaders(Path(source.path), self.settings.extractor)
-            report = update_index(
-                sources, self.settings, prune=self._is_upload, progress=False,
-                embedder=self.models.embedder, on_file=_progress(job),
-            )
-        report.files = failures + report.files
+        report = ingest(
+            [self.uploads], self.settings, prune=self._is_upload, progress=False,
+            embedder=self.models.embedder, on_file=_progress(job),
+        )
         return self._result(report)
 
     def _is_upload(self, path: str | Path) -> bool:
