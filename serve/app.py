@@ -1,5 +1,6 @@
-"""The HTTP service: OpenAI-compatible chat, embeddings and models, plus search, documents,
-re-indexing jobs and sessions. Handlers translate HTTP into calls of `rag` and back.
+"""The HTTP service: OpenAI-compatible chat, embeddings and models, plus search, documents (and
+their pages, for a viewer), re-indexing jobs, sessions and eval runs. Handlers translate HTTP into
+calls of `rag` and back.
 
     serve/service.py           Service: the collections, keys, shared models and metrics
     serve/state.py             AppState: one collection's index, uploads, jobs and chat
@@ -8,6 +9,12 @@ re-indexing jobs and sessions. Handlers translate HTTP into calls of `rag` and b
     serve/routes_openai.py     /v1/chat/completions, /v1/models, /v1/embeddings
     serve/routes_documents.py  /v1/search, /v1/documents, /v1/reindex, /v1/jobs
     serve/routes_sessions.py   /v1/sessions
+    serve/routes_viewer.py     /v1/documents/{id}/file, .../pages/{n}.png, .../pages/{n}/highlights
+    serve/pages.py             a document's PDF: one page rendered, a passage's rectangles (pdfium)
+    serve/highlight.py         where a chunk's text lies in a page's text
+    serve/routes_collections.py  /v1/collections: those the key may read, with document counts
+    serve/routes_runs.py       /v1/runs: eval run directories, a report, its files, a comparison
+    serve/runs.py              run directories read (never written) and their Markdown as HTML
     serve/routes_health.py     /health, /metrics
     serve/responses.py         OpenAI response objects from rag's answers
     serve/errors.py            errors in OpenAI's shape
@@ -16,9 +23,9 @@ Citations: a chat completion's message text cites sources as [n] and ends with a
 list naming document and page; the same data comes structured in the response's extra
 `citations` field (and, when streaming, on the last chunk before [DONE]).
 
-Collections: the document, search, re-index, job and session routes answer for the default
-collection under /v1/... and for collection NAME under /v1/collections/NAME/...; a chat
-request picks its collection with `model`.
+Collections: the document (viewer included), search, re-index, job and session routes answer for
+the default collection under /v1/... and for collection NAME under /v1/collections/NAME/...; a
+chat request picks its collection with `model`. Eval runs belong to no collection.
 """
 
 from __future__ import annotations
@@ -31,7 +38,15 @@ from fastapi import FastAPI
 from rag.embedding import Embedder
 from rag.generation import Generator
 from rag.settings import Settings
-from serve import routes_documents, routes_health, routes_openai, routes_sessions
+from serve import (
+    routes_collections,
+    routes_documents,
+    routes_health,
+    routes_openai,
+    routes_runs,
+    routes_sessions,
+    routes_viewer,
+)
 from serve.auth import AuthMiddleware
 from serve.errors import add_error_handlers
 from serve.limits import BodyLimitMiddleware
@@ -64,8 +79,9 @@ def create_app(
         openapi_url="/openapi.json" if docs else None,
     )
     app.state.rag = service
-    app.include_router(routes_openai.router, prefix="/v1")
-    for module in (routes_documents, routes_sessions):
+    for module in (routes_openai, routes_collections, routes_runs):
+        app.include_router(module.router, prefix="/v1")
+    for module in (routes_documents, routes_viewer, routes_sessions):
         app.include_router(module.router, prefix="/v1")
         app.include_router(module.router, prefix=COLLECTION)
     app.include_router(routes_health.router)

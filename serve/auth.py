@@ -12,8 +12,9 @@ Keys come from `RAG_API_KEYS` (comma-separated, full access) and from a keys fil
 With no key configured at all the service is open (for a laptop); `rag serve` says so.
 
 The check is an ASGI middleware, so it runs before any handler reads the body: a request
-without a valid key costs a header comparison, whatever it carries. Every path but /health
-needs the key, /docs and /openapi.json included.
+without a valid key costs a header comparison, whatever it carries. Every path needs the key,
+/docs and /openapi.json included, but /health and the web page (/ and /ui/...: `is_open`), which
+hold no data: every request the page makes for data needs the key like any other client's.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serve.errors import error_response
 
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/"})
+OPEN_PREFIX = "/ui/"  # the web page's scripts and styles
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,14 @@ class Grant:
 
 
 OPEN = Grant("anonymous")  # the grant of every request when no key is configured
+# an open path's grant when keys are configured: should a data route ever answer there, it
+# reads no collection and writes nothing
+NOBODY = Grant("anonymous", collections=frozenset(), write=False)
+
+
+def is_open(path: str) -> bool:
+    """Whether `path` is served without a key."""
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIX)
 
 
 def _digest(key: str) -> bytes:
@@ -110,7 +120,9 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         grant: Grant | None = OPEN
-        if self.keys.enabled and scope["path"] not in OPEN_PATHS:
+        if self.keys.enabled and is_open(scope["path"]):
+            grant = NOBODY
+        elif self.keys.enabled:
             grant = self.keys.grant(_bearer(scope))
             if grant is None:
                 response = error_response(401, "missing or wrong API key: send Authorization: Bearer KEY")

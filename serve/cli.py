@@ -23,6 +23,12 @@ def serve(
         Path | None, typer.Option(help="LoRA adapter from rag finetune-llm (transformers and vllm engines)")
     ] = None,
     log: Annotated[Path | None, typer.Option(help="vLLM's log file (engine vllm)")] = None,
+    ui: Annotated[
+        bool | None, typer.Option("--ui/--no-ui", help="Serve the web page at / [env RAG_UI]")
+    ] = None,
+    runs: Annotated[
+        Path | None, typer.Option(help="Eval run directories the web page lists [env RAG_RUNS_DIR]")
+    ] = None,
 ) -> None:
     """Serve the index over HTTP: OpenAI-compatible chat, search, documents, sessions."""
     import uvicorn
@@ -35,7 +41,7 @@ def serve(
     settings = run_guarded(
         lambda: load_settings(
             index=index, host=host, port=port, engine=engine, llm_model=llm_model,
-            llm_adapter=str(adapter) if adapter else None,
+            llm_adapter=str(adapter) if adapter else None, ui=ui, runs_dir=runs,
         )
     )
     keys = run_guarded(lambda: KeyRing.from_settings(settings))  # a bad keys file stops here

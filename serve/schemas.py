@@ -120,3 +120,7 @@ class SearchRequest(BaseModel):
     k: int = Field(10, ge=1, le=1000)
     mode: Mode = "hybrid"
     docs: DocNames | None = Field(None, max_length=MAX_DOCS)
+
+
+class HighlightRequest(BaseModel):
+    text: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)  # a chunk's text, as search returns it

@@ -67,7 +67,8 @@ class AppState:
         self.settings, self.models, self.metrics = settings, models, metrics
         self.name = settings.collection or "default"
         self._chat: Chat | None = None
-        self._lock = threading.Lock()
+        self._sessions: SessionStore | None = None
+        self._lock, self._sessions_lock = threading.Lock(), threading.Lock()
         self.store = IndexStore(settings.index)
         self.uploads = settings.index.parent / f"{settings.index.name}-documents"
         self.uploads.mkdir(parents=True, exist_ok=True)
@@ -83,14 +84,19 @@ class AppState:
                 models = self.models
                 retriever = Retriever(self.settings.index, models.embedder, reranker=self.settings.reranker)
                 models.embedder = models.embedder or retriever.embedder
-                self._chat = open_chat(self.settings, models.generator(), retriever)
+                self._chat = open_chat(self.settings, models.generator(), retriever, self.sessions())
             return self._chat
 
     def retriever(self) -> Retriever:
         return self.chat().answerer.retriever
 
     def sessions(self) -> SessionStore:
-        return self.chat().sessions
+        """The collection's conversations, opened without the models: listing or starting a
+        session loads no generator (the chat, once open, writes its turns to this same store)."""
+        with self._sessions_lock:
+            if self._sessions is None:
+                self._sessions = SessionStore(self.settings.sessions)
+            return self._sessions
 
     def session(self, session_id: str | None, grant: Grant) -> str:
         """The session a chat turn goes on: a new one the server names when none is given, else
