@@ -295,8 +295,29 @@ class ChatTurn:
                 self.session_id,
                 "assistant",
                 self.answer.text,
-                {"query": self.answer.query, "citations": [c.to_dict() for c in self.answer.citations]},
+                _kept(self.answer),
             )
+
+
+_SOURCE_FIELDS = ("doc", "page_start", "page_end", "text")
+
+
+def _kept(answer) -> dict:
+    """What a session keeps of an answer beside its text: the rewritten query, whether the
+    documents held an answer, the citations, and the cited sources' texts (so that a reopened
+    conversation can still show where each citation's passage lies on its page)."""
+    cited = {c.n for c in answer.citations}
+    sources = [
+        {"n": n, "score": s.score, **{k: v for k, v in s.to_dict().items() if k in _SOURCE_FIELDS}}
+        for n, s in enumerate(answer.sources, 1)
+        if n in cited
+    ]
+    return {
+        "query": answer.query,
+        "found": answer.found,
+        "citations": [c.to_dict() for c in answer.citations],
+        "sources": sources,
+    }
 
 
 def open_chat(

@@ -16,6 +16,7 @@ calls of `rag` and back.
     serve/routes_runs.py       /v1/runs: eval run directories, a report, its files, a comparison
     serve/runs.py              run directories read (never written) and their Markdown as HTML
     serve/routes_health.py     /health, /metrics
+    serve/ui.py                the web page at / (static files in serve/static/)
     serve/responses.py         OpenAI response objects from rag's answers
     serve/errors.py            errors in OpenAI's shape
 
@@ -52,6 +53,7 @@ from serve.errors import add_error_handlers
 from serve.limits import BodyLimitMiddleware
 from serve.metrics import measure_requests
 from serve.service import Service
+from serve.ui import add_ui
 
 COLLECTION = "/v1/collections/{collection}"
 
@@ -85,6 +87,8 @@ def create_app(
         app.include_router(module.router, prefix="/v1")
         app.include_router(module.router, prefix=COLLECTION)
     app.include_router(routes_health.router)
+    if settings.ui:
+        add_ui(app)
     add_error_handlers(app)
     app.middleware("http")(measure_requests)
     # added last, so outermost: the key is checked first, then the body is bounded while read

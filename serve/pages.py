@@ -75,7 +75,8 @@ def render_png(record: DocumentRecord, number: int, width: int) -> tuple[bytes, 
 
 def highlights(record: DocumentRecord, number: int, text: str) -> dict:
     """Where `text` lies on page `number`: rectangles as fractions of the page's width and
-    height from its top-left corner, the page's size in points, and whether it was found."""
+    height from its top-left corner, the page's size in points, whether it was found, and the
+    page's own text of the part found."""
     with _document(record) as pdf, _page(pdf, number) as page:
         width, height = _size(page)
         textpage = page.get_textpage()
@@ -86,6 +87,8 @@ def highlights(record: DocumentRecord, number: int, text: str) -> dict:
             )
             span = locate(chars, text)
             rects = _rects(page, textpage, *span) if span else []
+            # what was found, so that a client can tell which page of a passage says what it needs
+            found_text = chars[span[0] : span[1] + 1] if rects else ""
         finally:
             textpage.close()
         pages = len(pdf)
@@ -96,6 +99,7 @@ def highlights(record: DocumentRecord, number: int, text: str) -> dict:
         "height": round(height, 2),
         "found": bool(rects),
         "rects": rects,
+        "text": found_text,
     }
 
 

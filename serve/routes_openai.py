@@ -70,7 +70,10 @@ def _events(turn: ChatTurn, completion: Completion, session_id: str | None, stat
     sources = responses.sources_list(answer)
     if sources:
         yield sse(chat_chunk(completion, ChoiceDelta(content=sources)))
-    yield sse(chat_chunk(completion, ChoiceDelta(), "stop", **responses.answer_extras(answer, session_id)))
+    # `text`: the answer as checked (rag.claims may have put source sentences in place of the
+    # streamed ones), which a client shows once the stream ends; the non-streamed message has it
+    extras = {**responses.answer_extras(answer, session_id), "text": answer.text}
+    yield sse(chat_chunk(completion, ChoiceDelta(), "stop", **extras))
     yield SSE_DONE
 
 

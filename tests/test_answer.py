@@ -164,6 +164,9 @@ def test_sessions_survive_a_restart(tmp_path: Path, reports, settings, embedder)
     turns = reopened.turns(sid)
     assert [t["role"] for t in turns] == ["user", "assistant"]
     assert turns[1]["extra"]["citations"][0]["doc"] == "acme_2021.pdf"
+    # the cited source's text is kept too: a reopened conversation can still highlight it
+    kept = turns[1]["extra"]["sources"][0]
+    assert kept["n"] == first.citations[0].n and kept["text"] == first.sources[kept["n"] - 1].text
     # the follow-up's query carries the earlier question (fallback rewrite, no generator)
     chat = Chat(chat.answerer, reopened, rewrite=False)
     second = chat.ask("And in 2022?", sid)

@@ -123,6 +123,9 @@ def test_streaming_with_the_openai_client(loaded) -> None:
     assert chunks[-1].choices[0].finish_reason == "stop"
     citations = chunks[-1].model_extra["citations"]
     assert any(covers(c, "acme_2021.pdf", 3) for c in citations), (text, citations)
+    # the answer as checked comes on the last chunk, for a client to show once the stream ends
+    checked = chunks[-1].model_extra["text"]
+    assert checked.strip() and f"[{citations[0]['n']}]" in checked
 
 
 def test_follow_up_in_a_session(loaded) -> None:

@@ -147,6 +147,21 @@ def test_the_page_needs_no_key_and_data_does(viewer) -> None:
     assert response.status_code == 401
 
 
+def test_the_page_is_served_unless_turned_off(viewer, tmp_path) -> None:
+    server, _, _ = viewer
+    page = httpx.get(f"{server.url}/")
+    assert page.status_code == 200 and '<script type="module" src="/ui/app.js">' in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    script = httpx.get(f"{server.url}/ui/app.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    # `rag serve --no-ui`: the API alone
+    from starlette.testclient import TestClient
+
+    with TestClient(create_app(Settings(index=tmp_path / "index", ui=False))) as bare:
+        assert bare.get("/").status_code == 404 and bare.get("/ui/app.js").status_code == 404
+        assert bare.get("/health").status_code == 200
+
+
 def test_the_indexed_file_byte_for_byte(viewer) -> None:
     _, http, root = viewer
     response = http.get("/v1/documents/atlas.pdf/file")
@@ -221,6 +236,12 @@ def test_a_chunk_that_runs_onto_the_next_page_is_marked_on_both(viewer) -> None:
     assert last == first + 1 and " ".join(ATLAS[first - 1].split()[-3:]) in chunk["text"]
     start, end = highlight(http, first, chunk["text"]), highlight(http, last, chunk["text"])
     assert start["found"] and end["found"]
+    # each page says which part of the chunk it holds: the chunk's head on the first, its tail on the next
+    squash = " ".join
+    assert squash(start["text"].split()) in squash(chunk["text"].split())
+    assert squash(end["text"].split())[:40] in squash(chunk["text"].split())
+    words = chunk["text"].split()
+    assert words[0] in start["text"] and words[-1].strip(".") in end["text"]
     # on its first page it runs from below the page's first line to the end of its last one
     top_line = highlight(http, first, ATLAS[first - 1].split(".")[0])["rects"][0]
     bottom_line = highlight(http, first, ATLAS[first - 1].split(". ")[-1])["rects"][-1]
