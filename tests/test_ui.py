@@ -79,9 +79,10 @@ def server(tmp_path_factory):
             pass
         assert time.monotonic() < deadline, "rag serve did not start"
         time.sleep(0.3)
-    yield {"url": url, "root": root}
-    process.terminate()
-    process.wait(30)
+    yield {"url": url, "root": root, "process": process}
+    if process.poll() is None:
+        process.terminate()
+        process.wait(30)
 
 
 def write_runs(folder: Path) -> None:
@@ -152,6 +153,11 @@ def test_uploaded_pdfs_become_searchable(page, server) -> None:
     sync_api.expect(pages).to_have_text("3")
     names = [d["name"] for d in api(server, "GET", "/v1/documents").json()["data"]]
     assert sorted(names) == ["acme_2021.pdf", "acme_2022.pdf"]
+    # re-indexing the upload folder finds both files unchanged (the locked one was removed)
+    page.click("#reindex")
+    sync_api.expect(page.locator("#reindex-status")).to_have_text(
+        "re-indexed: 2 files looked at, 0 not indexed", timeout=120_000
+    )
 
 
 def drop(page, path: Path) -> None:
@@ -252,6 +258,14 @@ def test_stop_ends_the_stream_and_the_server_goes_on(page, server) -> None:
     assert api(server, "GET", "/v1/documents").status_code == 200
 
 
+def test_a_question_the_documents_do_not_answer_is_refused_in_words(page) -> None:
+    reply = ask(page, "How do honey bees tell each other where the flowers are?")
+    answered(reply)
+    sync_api.expect(reply).to_have_class(re.compile(r"\bnot-found\b"))
+    sync_api.expect(reply.locator(".note")).to_contain_text("Nothing in these documents answers that")
+    assert reply.locator("a.cite").count() == 0
+
+
 def test_a_deleted_document_is_gone_from_answers(page, server) -> None:
     page.click("nav a[data-view=documents]")
     page.click("#documents tbody tr[data-name='acme_2022.pdf'] button.delete")
@@ -306,3 +320,15 @@ def blank(path: Path) -> bool:
     from PIL import Image, ImageStat
 
     return max(ImageStat.Stat(Image.open(path).convert("L")).stddev) < 8
+
+
+def test_a_server_that_is_down_is_said_in_words(page, server) -> None:
+    """Last: it stops the server."""
+    page.set_viewport_size({"width": 1400, "height": 900})
+    server["process"].terminate()
+    server["process"].wait(30)
+    reply = ask(page, "What was Acme Corporation's revenue in 2021?")
+    sync_api.expect(reply).to_have_class(re.compile(r"\bfailed\b"))
+    down = "The server cannot be reached. Is `rag serve` running?"
+    sync_api.expect(reply.locator(".note")).to_have_text(down)
+    sync_api.expect(page.locator("#send")).to_be_enabled()
