@@ -34,8 +34,15 @@ vllm-venv: $(VLLM_VENV)/.installed
 demo: venv
 	$(VENV)/bin/rag demo --workdir demo
 
-# style first (lint): an error there fails in seconds, before the vLLM build and the long test run
-test: lint vllm-venv
+# the web page's Firefox check (tests/test_ui.py) drives Debian's firefox-esr with puppeteer-core
+FIREFOX_CHECK := tests/firefox/node_modules/.installed
+$(FIREFOX_CHECK): tests/firefox/package.json tests/firefox/package-lock.json
+	cd tests/firefox && npm ci --silent --no-audit --no-fund
+	touch $@
+
+# style first (lint): an error there fails in seconds, before the vLLM build and the long test run;
+# without npm on the machine the Firefox check is skipped, saying so
+test: lint vllm-venv $(if $(shell command -v npm),$(FIREFOX_CHECK))
 	RAG_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(PY) -m pytest -q
 
 test-fast: venv

@@ -322,6 +322,38 @@ def blank(path: Path) -> bool:
     return max(ImageStat.Stat(Image.open(path).convert("L")).stddev) < 8
 
 
+FIREFOX = shutil.which("firefox-esr") or shutil.which("firefox")
+FIREFOX_CHECK = Path(__file__).parent / "firefox"  # smoke.mjs, run with puppeteer-core by node
+
+
+def test_the_page_works_in_firefox(server) -> None:
+    if FIREFOX is None:
+        pytest.skip("no firefox here (.ci/run installs Debian's firefox-esr)")
+    if not (FIREFOX_CHECK / "node_modules" / "puppeteer-core").is_dir():
+        pytest.skip("puppeteer-core not installed: `make test` runs npm ci in tests/firefox")
+    result = subprocess.run(
+        [
+            "node",
+            "smoke.mjs",
+            server["url"],
+            KEY,
+            "What was Acme's capital expenditure in 2021?",
+            str(ARTIFACTS),
+        ],
+        cwd=FIREFOX_CHECK,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "RAG_FIREFOX": FIREFOX},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["collection"] == "default (1)" and seen["tokensWhileStreaming"]
+    assert seen["answer"].strip() and seen["viewer"] == "acme_2021.pdf p.3 of 3"  # the page saying it
+    assert seen["imageWidth"] == 900 and seen["plotWidth"] > 100
+    assert not blank(ARTIFACTS / "firefox-citation.png")
+
+
 def test_a_server_that_is_down_is_said_in_words(page, server) -> None:
     """Last: it stops the server."""
     page.set_viewport_size({"width": 1400, "height": 900})
