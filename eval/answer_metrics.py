@@ -1,4 +1,6 @@
-"""Answer metrics without an LLM judge: exact match and token F1 (SQuAD's normalisation),
+"""Answer metrics without an LLM judge: exact match and token F1 (SQuAD's normalisation; text
+with CJK characters scored character by character, punctuation of every script stripped, as
+CMRC and XQuAD score Chinese),
 ROUGE-L (the `rouge-score` package), citation precision and recall against evidence pages, and
 means that count their NaNs instead of hiding them.
 """
@@ -8,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import string
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
@@ -20,12 +23,25 @@ def normalize_answer(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_CJK_PIECES = re.compile(f"[{_CJK}]|[^{_CJK}]+")
+
+
+def answer_tokens(text: str) -> list[str]:
+    """What EM and F1 compare: SQuAD's words; where CJK characters occur, each is a token of its
+    own and punctuation of every script is dropped (CMRC 2018's and MLQA's scoring)."""
+    if not re.search(f"[{_CJK}]", text):
+        return normalize_answer(text).split()
+    text = "".join(ch for ch in text.lower() if not unicodedata.category(ch).startswith("P"))
+    return [piece for word in text.split() for piece in _CJK_PIECES.findall(word)]
+
+
 def exact_match(prediction: str, reference: str) -> float:
-    return float(normalize_answer(prediction) == normalize_answer(reference))
+    return float(answer_tokens(prediction) == answer_tokens(reference))
 
 
 def token_f1(prediction: str, reference: str) -> float:
-    predicted, expected = normalize_answer(prediction).split(), normalize_answer(reference).split()
+    predicted, expected = answer_tokens(prediction), answer_tokens(reference)
     if not predicted or not expected:
         return float(predicted == expected)
     common = sum((Counter(predicted) & Counter(expected)).values())

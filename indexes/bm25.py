@@ -1,29 +1,21 @@
-"""BM25 over chunk texts with bm25s: English stop words and Snowball stemming."""
+"""BM25 over chunk texts with bm25s; words per script (indexes.words): Snowball-stemmed English,
+jieba for Chinese, bigrams for Japanese and Korean."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import bm25s
 import numpy as np
-import Stemmer
+
+from indexes.words import MULTILINGUAL, tokenize
+
+__all__ = ["MULTILINGUAL", "build", "load", "save", "search", "tokenize"]
 
 
-@lru_cache(maxsize=1)
-def _stemmer() -> Stemmer.Stemmer:
-    return Stemmer.Stemmer("english")
-
-
-def tokenize(texts: list[str]) -> list[list[str]]:
-    return bm25s.tokenize(
-        texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False
-    )
-
-
-def build(texts: list[str]) -> bm25s.BM25:
+def build(texts: list[str], scheme: str = MULTILINGUAL) -> bm25s.BM25:
     retriever = bm25s.BM25()
-    retriever.index(tokenize(texts), show_progress=False)
+    retriever.index(tokenize(texts, scheme), show_progress=False)
     return retriever
 
 
@@ -41,8 +33,10 @@ def search(
     k: int,
     n_rows: int,
     allowed_rows: np.ndarray | None = None,
+    scheme: str = MULTILINGUAL,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, rows) of shape (len(queries), k'); rows with zero score are dropped as -1."""
+    """(scores, rows) of shape (len(queries), k'); rows with zero score are dropped as -1.
+    `scheme` must be the one the index was built with (its manifest's `bm25_tokenizer`)."""
     k = min(k, n_rows)
     if k == 0:
         empty = np.zeros((len(queries), 0))
@@ -53,7 +47,7 @@ def search(
         mask[allowed_rows] = 1.0
     out_scores = np.zeros((len(queries), k), dtype=np.float32)
     out_rows = np.full((len(queries), k), -1, dtype=np.int64)
-    for q, tokens in enumerate(tokenize(queries)):
+    for q, tokens in enumerate(tokenize(queries, scheme)):
         ids = retriever.get_tokens_ids(tokens)
         if not ids:
             continue

@@ -24,6 +24,9 @@ class Manifest:
         chunk_overlap: tokens shared by consecutive chunks of one document.
         header_scheme: the rules that wrote each document's header (rag.document_context), or
             "none"; chunks are embedded with their header, so changing it needs a re-index.
+        bm25_tokenizer: how BM25 split chunks into words (indexes.words); queries are split
+            the same way. BM25 is rebuilt from the chunk texts at every generation, so a new
+            generation always has the current scheme.
     """
 
     model: str
@@ -35,6 +38,7 @@ class Manifest:
     index_type: str = "auto"
     index_factory: str = "Flat"
     header_scheme: str = "none"  # what indexes made before document headers existed read as
+    bm25_tokenizer: str = "english"  # what indexes made before per-script words read as
     generation: int = 0
     format_version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)

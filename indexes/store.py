@@ -188,6 +188,7 @@ class Writer:
             factory = dense.choose_factory(len(vectors), manifest.dimension)
         manifest.index_factory = factory
         manifest.generation = number
+        manifest.bm25_tokenizer = bm25.MULTILINGUAL  # built from the texts below, afresh
         manifest.save(tmp / "manifest.json")
         write_records(tmp / "records.sqlite", documents, chunks)
         np.save(tmp / "vectors.npy", vectors)
@@ -195,7 +196,7 @@ class Writer:
             dense.save(dense.build(vectors, factory), tmp / "dense.faiss")
             headers = {d.name: d.header for d in documents}
             texts = [contextual_text(headers.get(c.doc, ""), c.text) for c in chunks]
-            bm25.save(bm25.build(texts), tmp / "bm25")
+            bm25.save(bm25.build(texts, manifest.bm25_tokenizer), tmp / "bm25")
         _fsync_tree(tmp)
         final = self.store.generations / name
         os.rename(tmp, final)

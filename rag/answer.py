@@ -39,6 +39,8 @@ from rag.claims import (
     with_citation,
 )
 from rag.generation import Generator, Message, clean
+from rag.language import NOT_FOUND as NOT_FOUND_IN
+from rag.language import answer_in, not_found
 from rag.prompt_budget import PER_MESSAGE, fit_prompt, prompt_budget, token_counter
 from rag.retrieval import Mode, Retriever, SearchResult
 
@@ -47,7 +49,7 @@ MIN_SIMILARITY = 0.25
 ANSWER_K = 3  # sources given to the generator: small models do best with few
 MAX_TOKENS = 160  # answer length bound: small models ramble
 ATTRIBUTION_MIN = 0.3
-NOT_FOUND = "The documents do not contain an answer to this question."
+NOT_FOUND = NOT_FOUND_IN["en"]  # in the question's language: rag.language.not_found
 UNSUPPORTED = "extract"  # chosen by measurement: bench/RESULTS.md, "Grounded answers"
 SYSTEM_PROMPT = (
     "You answer questions using only the numbered sources given. After each sentence, cite the "
@@ -108,8 +110,9 @@ def build_messages(
     """System prompt, earlier turns, then the fenced sources and the question as the last user
     turn. Unbounded: `fitted_messages` cuts it to a generator's context."""
     fenced = "\n\n".join(fence(n, s) for n, s in enumerate(sources, 1))
+    language = answer_in(question)
     return [
-        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "system", "content": f"{SYSTEM_PROMPT} {language}" if language else SYSTEM_PROMPT},
         *(history or []),
         {"role": "user", "content": f"Sources:\n\n{fenced}\n\nQuestion: {question}"},
     ]
@@ -279,7 +282,7 @@ class Answerer:
         todo = [i for i, s in enumerate(sources) if s]
         for i, s in enumerate(sources):
             if not s:
-                answers[i] = Answer(questions[i], questions[i], NOT_FOUND, found=False)
+                answers[i] = Answer(questions[i], questions[i], not_found(questions[i]), found=False)
         batched = getattr(self.generator, "generate_batch", None)
         for start in range(0, len(todo), batch_size):
             group = todo[start : start + batch_size]
@@ -314,10 +317,11 @@ class Answerer:
         claims = check_claims(text, [s.text for s in sources], asked)
         texts = [s.text for s in sources]
         kept, extracted = apply_unsupported_policy(text, claims, texts, query, self.unsupported, embed)
-        text = NOT_FOUND if kept is None else recite(kept, claims)
+        text = not_found(question) if kept is None else recite(kept, claims)
         shown = claims if self.unsupported == "mark" else [c for c in claims if c.supported]
         citations = cite(text, sources, attributed, extracted, shown)
-        return Answer(question, query, text, citations, sources, invalid, claims=claims)
+        found = kept is not None  # nothing supported left: the refusal, and marked as one
+        return Answer(question, query, text, citations, sources, invalid, found=found, claims=claims)
 
     def stream(
         self,
@@ -359,8 +363,9 @@ class AnswerStream:
     def __iter__(self) -> Iterator[str]:
         sources = self.answerer.retrieve(self.query, self.docs)
         if not sources:
-            self.answer = Answer(self.question, self.query, NOT_FOUND, found=False)
-            yield NOT_FOUND
+            refusal = not_found(self.question)
+            self.answer = Answer(self.question, self.query, refusal, found=False)
+            yield refusal
             return
         messages, sources = fitted_messages(
             self.query, sources, self.history, self.answerer.generator, self.max_tokens

@@ -1,5 +1,9 @@
 """Token-aware chunking: windows of the embedding model's own tokens, so nothing is truncated.
 
+A window ends, where it can, at the end of a sentence (`.!?;` before a space, or CJK's `。！？；`
+anywhere) within its last quarter; failing that at a word start, where every CJK character
+counts as one, since Chinese and Japanese put no spaces between words.
+
 A chunk keeps its document and the first and last page its text comes from. Its id is derived
 from the document, its position and its text, so the same input always gives the same ids.
 """
@@ -7,12 +11,17 @@ from the document, its position and its text, so the same input always gives the
 from __future__ import annotations
 
 import hashlib
+import re
 
 import numpy as np
 
 from indexes.span import Chunk
 
 __all__ = ["Chunk", "Chunker"]
+
+_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+_FULL_STOP = frozenset("。！？；")  # ends a sentence whatever follows
+_HALF_STOP = frozenset(".!?;")  # ends one when a space follows: not in 4.2, e.g. or U.S.
 
 
 class Chunker:
@@ -53,13 +62,16 @@ class Chunker:
         # a token starts a word when text separates it from the token before (not a ##piece)
         word_start = np.ones(n, dtype=bool)
         word_start[1:] = (starts[1:] != ends[:-1]) | (page_of[1:] != page_of[:-1])
+        sentence_start = _sentence_starts(pages, page_of, starts, ends, word_start)
 
         chunks: list[Chunk] = []
         begin = 0
         while begin < n:
             end = min(begin + self.chunk_size, n)
             if end < n:
-                end = _back_to(word_start, end, floor=begin + self.chunk_size * 3 // 4)
+                floor = begin + self.chunk_size * 3 // 4
+                sentence_end = _back_to(sentence_start, end, floor=floor)
+                end = sentence_end if sentence_start[sentence_end] else _back_to(word_start, end, floor=floor)
             text = self._text(pages, page_of, starts, ends, begin, end)
             if text.strip():
                 first, last = int(page_of[begin]), int(page_of[end - 1])
@@ -81,6 +93,20 @@ class Chunker:
             if len(on_page):
                 parts.append(pages[page - 1][starts[on_page[0]] : ends[on_page[-1]]])
         return "\n".join(parts)
+
+
+def _sentence_starts(pages, page_of, starts, ends, word_start: np.ndarray) -> np.ndarray:
+    """Whether a sentence ends just before each token; marks each CJK character a word start
+    in `word_start` on the way."""
+    text = [pages[p - 1] for p in page_of]
+    first = [t[s] if e > s else "" for t, s, e in zip(text, starts, ends, strict=True)]
+    last = [t[e - 1] if e > s else "" for t, s, e in zip(text, starts, ends, strict=True)]
+    word_start |= np.fromiter((bool(_CJK.match(c)) for c in first), dtype=bool, count=len(first))
+    sentence_start = np.zeros(len(first), dtype=bool)
+    full = np.fromiter((c in _FULL_STOP for c in last), dtype=bool, count=len(last))
+    half = np.fromiter((c in _HALF_STOP for c in last), dtype=bool, count=len(last))
+    sentence_start[1:] = full[:-1] | (half[:-1] & word_start[1:])
+    return sentence_start
 
 
 def _back_to(word_start: np.ndarray, position: int, floor: int) -> int:

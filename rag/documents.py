@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -17,13 +18,14 @@ from typing import Literal, get_args
 Extractor = Literal["pdfium", "pypdf", "pymupdf"]
 EXTRACTORS: tuple[Extractor, ...] = get_args(Extractor)
 logging.getLogger("pypdf").setLevel(logging.ERROR)  # damaged files are reported, not logged
+log = logging.getLogger(__name__)
 
 
 class DocumentError(Exception):
     """A file that cannot be ingested; `kind` is one of the KINDS below."""
 
     KINDS = (
-        "empty", "not-a-pdf", "corrupt", "encrypted", "no-text", "unreadable",
+        "empty", "not-a-pdf", "corrupt", "encrypted", "no-text", "unreadable", "unreadable-text",
         # limits of the parsing sandbox (rag.parsing_sandbox): the file is skipped, not the run
         "too-many-pages", "too-much-text", "timeout", "out-of-memory", "crashed",
     )
@@ -92,6 +94,16 @@ def extract_pages(
     else:
         raise ValueError(f"unknown extractor {extractor!r}; choose one of {', '.join(EXTRACTORS)}")
     pages = [_clean(p) for p in pages]
+    garbled = [i for i, p in enumerate(pages, 1) if _garbled(p)]
+    if garbled:
+        pages = ["" if i in garbled else p for i, p in enumerate(pages, 1)]
+        if not any(p.strip() for p in pages):
+            raise DocumentError(
+                "unreadable-text",
+                f"unreadable text on {len(garbled)} page(s): its fonts map glyphs to no characters "
+                "(CID fonts without a ToUnicode map); it needs OCR",
+            )
+        log.warning("%s: pages %s hold unreadable text and are left out", path.name, garbled)
     if not any(p.strip() for p in pages):
         raise DocumentError(
             "no-text",
@@ -103,7 +115,25 @@ def extract_pages(
 
 def _clean(text: str) -> str:
     # pdfium ends lines with \r\n and marks soft hyphens with U+FFFE / U+0002
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufffe", "").replace("\x02", "")
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufffe", "").replace("\x02", "")
+    # a line break between two CJK characters is no word boundary: the line is joined as written
+    return _CJK_LINE_BREAK.sub("", text) if "\n" in text else text
+
+
+_CJK = "\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\uac00-\ud7af"
+_CJK_LINE_BREAK = re.compile(f"(?<=[{_CJK}])[ \t]*\n[ \t]*(?=[{_CJK}])")
+# what a font without a Unicode map gives: glyph ids as control characters, U+FFFD, private use
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd\ue000-\uf8ff]")
+_UNMAPPED = "\ufffd"  # a page pdfium found unmapped (_unmapped) stands as this: garbled
+_SPACE = re.compile(r"\s")
+
+
+def _garbled(page: str) -> bool:
+    """Whether most of a page's characters are not text (see _NOT_TEXT)."""
+    if _NOT_TEXT.search(page) is None:  # the common case, at the cost of one scan
+        return False
+    visible = len(page) - len(_SPACE.findall(page))
+    return len(_NOT_TEXT.findall(page)) * 2 > visible
 
 
 class _PdfiumFailed(Exception):
@@ -146,14 +176,26 @@ def _pages_pdfium(path: Path, caps: _Caps) -> list[str]:
             page = pdf[i]
             textpage = page.get_textpage()
             try:
-                caps.add_chars(textpage.count_chars())  # before the text becomes a Python string
-                pages.append(textpage.get_text_bounded())
+                count = textpage.count_chars()
+                caps.add_chars(count)  # before the text becomes a Python string
+                text = textpage.get_text_bounded()
+                pages.append(_UNMAPPED if _unmapped(textpage, count) else text)
             finally:
                 textpage.close()
                 page.close()
         return pages
     finally:
         pdf.close()
+
+
+def _unmapped(textpage, count: int) -> bool:
+    """Whether most characters of a page (a sample of 200) come from fonts without a Unicode map:
+    pdfium then gives glyph ids, which read as control characters or random letters."""
+    import pypdfium2.raw as pdfium_c
+
+    sample = range(0, count, max(1, count // 200))
+    errors = sum(bool(pdfium_c.FPDFText_HasUnicodeMapError(textpage, i)) for i in sample)
+    return errors * 2 > len(sample)
 
 
 def _pages_pypdf(path: Path, caps: _Caps) -> list[str]:

@@ -139,7 +139,9 @@ class Retriever:
         sparse = None
         if mode in ("bm25", "hybrid"):
             # BM25 runs beside the query embedding: torch releases the GIL while it computes
-            sparse = self._pool.submit(bm25.search, snap.bm25, queries, depth, snap.n_chunks, allowed)
+            sparse = self._pool.submit(
+                bm25.search, snap.bm25, queries, depth, snap.n_chunks, allowed, snap.manifest.bm25_tokenizer
+            )
         if mode in ("dense", "hybrid"):
             vectors = embedder.encode(queries)
             rankings.append(self._dense(snap, vectors, depth, allowed))

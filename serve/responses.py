@@ -27,6 +27,7 @@ from openai.types.create_embedding_response import Usage
 from pydantic import BaseModel
 
 from rag.answer import Answer
+from rag.language import sources_heading
 
 
 def openai_json(obj: BaseModel, warnings: bool = True) -> Response:
@@ -64,7 +65,8 @@ def sources_list(answer: Answer) -> str:
     """What follows the answer's text for a person to read: "Sources:", then "[n] doc p.4" lines."""
     if not answer.citations:
         return ""
-    return "\n\nSources:\n" + "\n".join(f"[{c.n}] {c.label()}" for c in answer.citations)
+    heading = sources_heading(answer.question)
+    return f"\n\n{heading}\n" + "\n".join(f"[{c.n}] {c.label()}" for c in answer.citations)
 
 
 def answer_extras(answer: Answer, session_id: str | None) -> dict:

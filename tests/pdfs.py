@@ -43,3 +43,40 @@ def lorem(topic: str, n_sentences: int = 30) -> str:
         a, b, c = words[i % 13], words[(i * 5 + 3) % 13], words[(i * 7 + 1) % 13]
         sentences.append(f"The {topic} {a} shows {b} and {c} in period {i}.")
     return " ".join(sentences)
+
+
+CJK_FONT = Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf")  # fonts-droid-fallback
+LATIN_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # fonts-dejavu-core
+
+
+def make_cjk_pdf(path: Path, pages: list[str]) -> Path:
+    """A PDF of Chinese (Japanese, Korean) text: DejaVu Sans for Latin letters, Droid Sans
+    Fallback for the rest, lines wrapped by fpdf2 wherever a line fills up."""
+    pdf = FPDF()
+    pdf.add_font("latin", fname=str(LATIN_FONT))
+    pdf.add_font("cjk", fname=str(CJK_FONT))
+    pdf.set_font("latin", size=12)
+    pdf.set_fallback_fonts(["cjk"])
+    for text in pages:
+        pdf.add_page()
+        pdf.multi_cell(0, 8, text)
+    pdf.output(str(path))
+    return path
+
+
+def strip_unicode_maps(source: Path, target: Path, pages: set[int] | None = None) -> Path:
+    """A copy of `source` whose fonts on `pages` (1-based; None: all) lose their ToUnicode map,
+    as CID-keyed fonts in some real PDFs come: the glyphs show, the text does not extract."""
+    import pypdf
+
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(str(source)))
+    for number, page in enumerate(writer.pages, 1):
+        if pages is not None and number not in pages:
+            continue
+        fonts = page["/Resources"]["/Font"]
+        for name in fonts:
+            font = fonts[name].get_object()
+            if "/ToUnicode" in font:
+                del font["/ToUnicode"]
+    writer.write(str(target))
+    return target

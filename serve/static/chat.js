@@ -6,7 +6,8 @@ import { api, ApiError, collection, describeStatus, headers } from "./api.js";
 import * as viewer from "./viewer.js";
 
 const $ = (id) => document.getElementById(id);
-const SOURCES_MARK = "\n\nSources:\n"; // the server's plain-text sources list; shown as a panel here
+// the server's plain-text sources list (rag.language's headings): shown as a panel here
+const SOURCES_LIST = /^\n\n(Sources:|来源：|出典：|출처:)\n/;
 let sessionId = null;
 let controller = null;
 let ui = { showBanner: () => {} };
@@ -176,7 +177,7 @@ async function stream(question, reply, timing, signal) {
       if (chunk.error) throw new ApiError(500, chunk.error.message || "generation failed");
       const choice = chunk.choices?.[0];
       const piece = choice?.delta?.content;
-      if (piece && !piece.startsWith(SOURCES_MARK)) {
+      if (piece && !SOURCES_LIST.test(piece)) {
         if (timing.firstToken === undefined) timing.firstToken = performance.now();
         reply.dataset.raw += piece;
         text.textContent = reply.dataset.raw;

@@ -20,6 +20,7 @@ const REASONS = {
   timeout: "reading the PDF took too long",
   "out-of-memory": "reading the PDF needed too much memory",
   crashed: "the PDF crashed the reader",
+  "unreadable-text": "the PDF's fonts map to no characters (its text needs OCR)",
 };
 
 export function init(options) {
