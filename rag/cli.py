@@ -36,6 +36,10 @@ def ingest(
     embed_backend: Annotated[
         str | None, typer.Option(help="torch (default) or onnx-int8 (about 1.4x faster on CPU)")
     ] = None,
+    ocr: Annotated[
+        str | None,
+        typer.Option(help="auto: OCR pages without readable text ([ocr] extra); always; never (default)"),
+    ] = None,
     prune: Annotated[bool, typer.Option(help="Remove indexed files that are gone")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars")] = False,
 ) -> None:
@@ -44,7 +48,7 @@ def ingest(
 
     settings = run_guarded(lambda: load_settings(
         index=index, collection=collection, model=model, chunk_size=chunk_size, chunk_overlap=overlap,
-        index_type=index_type, extractor=extractor, embed_backend=embed_backend,
+        index_type=index_type, extractor=extractor, embed_backend=embed_backend, ocr=ocr,
     ))
     report = run_guarded(lambda: run_ingest(paths, settings, prune=prune, progress=not quiet))
     table = Table("file", "status", "pages", "chunks", "problem", title="ingest")

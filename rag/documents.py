@@ -72,22 +72,35 @@ def pdf_title(path: Path) -> str | None:
 
 
 def extract_pages(
-    path: Path, extractor: str = "pdfium", max_pages: int | None = None, max_chars: int | None = None
+    path: Path,
+    extractor: str = "pdfium",
+    max_pages: int | None = None,
+    max_chars: int | None = None,
+    ocr: str = "never",
 ) -> list[str]:
     """Text of every page of a PDF; raises DocumentError for the kinds it cannot read.
 
     `max_pages` is checked against the page count before any page is read, and `max_chars`
     after each page, so that a huge or decompression-bomb file stops early (None: no cap).
+    `ocr` (rag.ocr, pdfium only): "auto" reads pages with no text or unreadable text with OCR
+    when its extra is installed, "always" every page, "never" none.
     """
     check_pdf_header(path)
     caps = _Caps(max_pages, max_chars)
+    if ocr != "never":
+        from rag import ocr as ocr_module
+
+        if not ocr_module.available():
+            if ocr == "always":
+                raise ValueError("--ocr always needs the OCR extra: pip install 'ragstack[ocr]'")
+            ocr = "never"
     if extractor == "pymupdf":
         pages = _pages_pymupdf(path, caps)
     elif extractor == "pypdf":
         pages = _pages_pypdf(path, caps)
     elif extractor == "pdfium":
         try:
-            pages = _pages_pdfium(path, caps)
+            pages = _pages_pdfium(path, caps, ocr)
         except _PdfiumFailed:
             caps.chars = 0
             pages = _pages_pypdf(path, caps)  # pypdf opens some damaged files and decrypts more
@@ -108,7 +121,8 @@ def extract_pages(
         raise DocumentError(
             "no-text",
             f"no extractable text in {len(pages)} page(s): image-only or scanned PDF "
-            "(run OCR first, e.g. `ocrmypdf in.pdf out.pdf`)",
+            + ("where OCR read nothing either" if ocr != "never" and extractor == "pdfium"
+               else "(OCR reads it: pip install 'ragstack[ocr]', --ocr auto)"),
         )
     return pages
 
@@ -162,7 +176,7 @@ class _Caps:
             )
 
 
-def _pages_pdfium(path: Path, caps: _Caps) -> list[str]:
+def _pages_pdfium(path: Path, caps: _Caps, ocr: str = "never") -> list[str]:
     import pypdfium2 as pdfium
 
     try:
@@ -179,7 +193,15 @@ def _pages_pdfium(path: Path, caps: _Caps) -> list[str]:
                 count = textpage.count_chars()
                 caps.add_chars(count)  # before the text becomes a Python string
                 text = textpage.get_text_bounded()
-                pages.append(_UNMAPPED if _unmapped(textpage, count) else text)
+                unreadable = _unmapped(textpage, count) or _garbled(text)
+                if ocr == "always" or (ocr == "auto" and (unreadable or not text.strip())):
+                    from rag.ocr import read_page
+
+                    text = read_page(page)
+                    caps.add_chars(len(text))
+                elif unreadable:
+                    text = _UNMAPPED
+                pages.append(text)
             finally:
                 textpage.close()
                 page.close()

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.documents import DocumentError, extract_pages, pdf_title
+from rag.ocr import MEMORY_MB as OCR_MEMORY_MB
+from rag.ocr import available as ocr_available
 
 if TYPE_CHECKING:  # the worker imports this module: no torch, no settings machinery
     from rag.settings import Settings
@@ -50,10 +52,13 @@ class Limits:
     timeout_s: float = 60.0
     max_pages: int = 2000
     max_chars: int = 5_000_000
+    ocr: str = "never"  # not a limit: how the worker reads pages without text (rag.ocr)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
-        return cls(settings.parse_memory_mb, settings.parse_timeout_s, settings.max_pages, settings.max_chars)
+        s = settings
+        ocr = s.ocr if s.ocr == "never" or ocr_available() else "never"
+        return cls(s.parse_memory_mb, s.parse_timeout_s, s.max_pages, s.max_chars, ocr)
 
 
 @dataclass
@@ -183,7 +188,9 @@ def _serve() -> None:
     answers = Connection(int(sys.argv[3]), readable=False)
     limits = Limits(**json.loads(sys.argv[4]))
     warnings.simplefilter("ignore")  # damaged files are reported, not warned about
-    limit = limits.memory_mb * 1024 * 1024
+    # OCR's onnxruntime maps ~1.3 GB of address space (measured: 1,280 MB in all fails, 1,536
+    # works): its allowance comes on top of what a file may cost
+    limit = (limits.memory_mb + (OCR_MEMORY_MB if limits.ocr != "never" else 0)) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash leaves no core file behind
     while True:
@@ -194,7 +201,7 @@ def _serve() -> None:
         # should the parent die mid-parse, the default SIGALRM action ends a parse that hangs
         signal.alarm(int(limits.timeout_s) + 5)
         try:
-            pages = extract_pages(Path(path), extractor, limits.max_pages, limits.max_chars)
+            pages = extract_pages(Path(path), extractor, limits.max_pages, limits.max_chars, limits.ocr)
             answer: tuple = ("ok", pages, pdf_title(Path(path)))
         except DocumentError as err:
             answer = ("error", err.kind, str(err))

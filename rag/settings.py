@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -58,6 +59,10 @@ class Settings(BaseSettings):
     embed_backend: Backend = "torch"
     embed_precision: Precision = "auto"
     extractor: Extractor = "pdfium"
+    # off by default: OCR costs seconds a page and reads shapes as text where there is none
+    ocr: Literal["auto", "always", "never"] = Field(
+        "never", description="auto: OCR pages without readable text ([ocr] extra); always; never"
+    )
     # each PDF is parsed in a sandboxed worker (rag.parsing_sandbox); a file over a limit is skipped
     parse_memory_mb: int = Field(1024, ge=64, description="address space of the parsing worker")
     parse_timeout_s: float = Field(60.0, gt=0, description="wall-clock seconds to parse one file")

@@ -4,6 +4,9 @@ Chinese is scored; the refusal and the prompt in the question's language."""
 
 from __future__ import annotations
 
+import difflib
+from pathlib import Path
+
 import bm25s
 import pypdf
 import pytest
@@ -13,6 +16,7 @@ from eval.answer_metrics import exact_match, token_f1
 from indexes import IndexStore
 from indexes.manifest import Manifest
 from indexes.words import ENGLISH, MULTILINGUAL, tokenize
+from rag import ocr
 from rag.answer import SYSTEM_PROMPT, build_messages
 from rag.chunking import Chunker
 from rag.documents import DocumentError, extract_pages
@@ -181,3 +185,44 @@ def test_a_chinese_question_the_documents_do_not_answer_is_refused_in_chinese(ch
     answerer = Answerer(Retriever(settings.index), Silent(), min_similarity=2.0)  # nothing is close enough
     answer = answerer.answer("火星上有水吗？")
     assert not answer.found and answer.text == "文档中没有这个问题的答案。"
+
+
+def image_only_copy(source: Path, target: Path) -> Path:
+    """`source`'s pages as pictures only, as a scanner makes them: no text layer at all."""
+    import pypdfium2 as pdfium
+    from fpdf import FPDF
+
+    document = pdfium.PdfDocument(str(source))
+    pdf = FPDF()
+    for i in range(len(document)):
+        image = document[i].render(scale=2).to_pil()
+        pdf.add_page()
+        pdf.image(image, x=0, y=0, w=pdf.w, h=pdf.h)
+    pdf.output(str(target))
+    return target
+
+
+@needs_fonts
+@pytest.mark.skipif(not ocr.available(), reason="OCR needs the [ocr] extra (the test extra has it)")
+def test_scanned_and_unmapped_pages_are_read_by_ocr(tmp_path, embedder) -> None:
+    source = make_cjk_pdf(tmp_path / "tea.pdf", TEA)
+    scanned = image_only_copy(source, tmp_path / "scanned.pdf")
+    with pytest.raises(DocumentError) as raised:
+        extract_pages(scanned, ocr="never")
+    assert raised.value.kind == "no-text" and "[ocr]" in str(raised.value)
+    for pdf in (scanned, strip_unicode_maps(source, tmp_path / "unmapped.pdf")):
+        pages = extract_pages(pdf, ocr="auto")
+        for read, written in zip(pages, TEA, strict=True):
+            # OCR reads the characters as written; it may drop spaces between Latin words
+            ratio = difflib.SequenceMatcher(None, "".join(read.split()), "".join(written.split())).ratio()
+            assert ratio > 0.95, (read, written)
+    # a page that has text is not OCR'd under auto (it would cost seconds): the text is pdfium's
+    assert extract_pages(source, ocr="auto") == extract_pages(source, ocr="never")
+    # through ingest, as `rag ingest --ocr auto` runs it: in the parsing sandbox, then searchable
+    from rag.settings import Settings
+
+    settings = Settings(index=tmp_path / "index", chunk_size=24, chunk_overlap=4, ocr="auto")
+    report = ingest([scanned], settings, progress=False, embedder=embedder)
+    assert not report.failed, report.failed
+    best = Retriever(settings.index, embedder).search("龙井茶产于哪里？", k=1, mode="bm25")[0]
+    assert best.doc == "scanned.pdf" and best.page_start <= 2 <= best.page_end
