@@ -13,6 +13,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
+from rag.language import declared_languages
 from rag.loading import bitsandbytes_hidden, default_device, inference_device, model_loading
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -72,6 +73,8 @@ class Embedder:
                 self.model = SentenceTransformer(path, device=device)
         except OSError as err:
             raise ValueError(f"cannot load embedding model {model!r}: {err}") from err
+        # what its card says it was trained on: hybrid search does not trust it with other scripts
+        self.languages = declared_languages(path)
 
     @cached_property
     def dimension(self) -> int:

@@ -9,6 +9,7 @@ characters without either Chinese; anything else is answered as English.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 _HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _KANA = re.compile("[\u3040-\u30ff]")
@@ -49,3 +50,38 @@ def sources_heading(question: str) -> str:
 def answer_in(question: str) -> str:
     """An instruction to answer in the question's language; "" for English."""
     return _ANSWER_IN.get(language_of(question), "")
+
+
+def declared_languages(model_path: str) -> frozenset[str] | None:
+    """The languages a model's card (README.md front matter, `language:`) says it was trained
+    on: a local directory's, or a hub model's cached card; None when there is no card or it names
+    none (then the model is trusted with every language)."""
+    card = Path(model_path) / "README.md"
+    if not card.is_file():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(model_path, "README.md")
+        except Exception:  # noqa: BLE001 - not a hub id, no cache: no card
+            return None
+        if not isinstance(cached, str):
+            return None
+        card = Path(cached)
+    front = re.match(r"---\n(.*?)\n---", card.read_text(errors="replace"), re.DOTALL)
+    if front is None:
+        return None
+    import yaml
+
+    try:
+        declared = (yaml.safe_load(front.group(1)) or {}).get("language")
+    except yaml.YAMLError:
+        return None
+    names = [declared] if isinstance(declared, str) else declared if isinstance(declared, list) else []
+    return frozenset(str(n).lower() for n in names) or None
+
+
+def model_reads(languages: frozenset[str] | None, text: str) -> bool:
+    """Whether a model whose card declares `languages` reads `text` (by its script, see
+    language_of): every model reads English; an undeclared or multilingual one reads all."""
+    language = language_of(text)
+    return language == "en" or languages is None or "multilingual" in languages or language in languages

@@ -17,6 +17,7 @@ from indexes import Chunk, IndexStore, Snapshot, Span, bm25, contextual_text, de
 from rag.duplicates import collapse_duplicates
 from rag.embedders import load_embedder
 from rag.embedding import Embedder
+from rag.language import model_reads
 from rag.reranker import RERANK_DEPTH, Reranker, load_reranker
 from rag.routing import DocumentRouter, routed_rows
 
@@ -151,12 +152,16 @@ class Retriever:
             routed = self._routed(snap, queries, vectors, depth)
             if routed is not None:
                 rankings.append((None, routed))
+        unread = _unread(queries, embedder) if mode == "hybrid" else []
         if mode == "hybrid":
+            for position, (_, rows) in enumerate(rankings):
+                if position != 1:  # 0: dense, 1: BM25, 2: routed (dense within named documents)
+                    rows[unread] = -1
             scores, rows = reciprocal_rank_fusion([r for _, r in rankings], k)
         else:
             scores, rows = rankings[0]
         found = [
-            self._results(snap, s, r, k, None if vectors is None else vectors[i])
+            self._results(snap, s, r, k, None if vectors is None or i in unread else vectors[i])
             for i, (s, r) in enumerate(zip(scores, rows, strict=True))
         ]
         if self.reranker is not None:
@@ -240,3 +245,14 @@ def reciprocal_rank_fusion(
         for i, (row, score) in enumerate(best):
             out_rows[q, i], out_scores[q, i] = row, score
     return out_scores, out_rows
+
+
+
+def _unread(queries: list[str], embedder) -> list[int]:
+    """The queries in a script the embedding model's card does not declare (a Chinese question
+    to an English model). Hybrid search ranks them by BM25 alone, since the model's ranking of
+    text it cannot read only pushes the right chunks down, and gives their results no cosine
+    (similarity None, as in bm25 mode), which would judge nothing. `--mode dense` still shows
+    what the model finds."""
+    languages = getattr(embedder, "languages", None)
+    return [q for q, text in enumerate(queries) if not model_reads(languages, text)]

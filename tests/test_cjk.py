@@ -20,8 +20,9 @@ from rag import ocr
 from rag.answer import SYSTEM_PROMPT, build_messages
 from rag.chunking import Chunker
 from rag.documents import DocumentError, extract_pages
+from rag.embedding import resolve_model
 from rag.ingest import ingest
-from rag.language import language_of, not_found, sources_heading
+from rag.language import declared_languages, language_of, model_reads, not_found, sources_heading
 from rag.retrieval import Retriever
 
 needs_fonts = pytest.mark.skipif(
@@ -170,21 +171,38 @@ def test_the_answer_speaks_the_question_language() -> None:
 
 
 @needs_fonts
-def test_a_chinese_question_the_documents_do_not_answer_is_refused_in_chinese(chinese_index) -> None:
+def test_a_chinese_answer_with_nothing_supported_is_refused_in_chinese(chinese_index, embedder) -> None:
     from rag.answer import Answerer
 
-    class Silent:
-        """A fake generator (plumbing): the refusal must come before any generation."""
+    class Inventing:
+        """A fake generator (plumbing): it states a figure no source holds."""
 
-        name = "silent"
+        name = "inventing"
 
         def stream(self, *args, **kwargs):
-            raise AssertionError("the generator was called")
+            yield "火星上有水，含量为百分之四十二 [1]。"
 
     settings, _ = chinese_index
-    answerer = Answerer(Retriever(settings.index), Silent(), min_similarity=2.0)  # nothing is close enough
-    answer = answerer.answer("火星上有水吗？")
+    answerer = Answerer(Retriever(settings.index, embedder), Inventing(), unsupported="drop")
+    answer = answerer.answer("火星上有多少水？")
     assert not answer.found and answer.text == "文档中没有这个问题的答案。"
+
+
+@needs_fonts
+def test_hybrid_search_does_not_trust_a_model_with_a_script_its_card_does_not_declare(
+    chinese_index, embedder
+) -> None:
+    settings, _ = chinese_index
+    assert declared_languages(resolve_model(embedder.name)) == frozenset({"en"})  # MiniLM's card
+    retriever = Retriever(settings.index, embedder)
+    question = "一只成年大熊猫每天吃多少公斤竹子？"
+    hybrid = retriever.search(question, k=5, mode="hybrid")
+    assert [r.chunk_id for r in hybrid] == [r.chunk_id for r in retriever.search(question, k=5, mode="bm25")]
+    assert all(r.similarity is None for r in hybrid)  # no cosine to judge sources by
+    english = retriever.search("What is Dragon Well tea?", k=5, mode="hybrid")
+    assert all(r.similarity is not None for r in english)  # English: fused as always
+    assert model_reads(frozenset({"multilingual"}), question) and not model_reads(frozenset({"en"}), question)
+    assert model_reads(None, question)  # no card: trusted
 
 
 def image_only_copy(source: Path, target: Path) -> Path:
