@@ -59,7 +59,8 @@ def load_squad(path: Path) -> tuple[dict[str, str], list[dict]]:
         raise ValueError(f"{path}: not a SQuAD JSON file: {err}") from err
     contexts, questions = {}, []
     for article in data:
-        title = re.sub(r"[^A-Za-z0-9_-]+", "_", article.get("title", "article"))[:60]
+        # \w, not A-Za-z: a Chinese title (CMRC) must not become "_" and merge its contexts with others
+        title = re.sub(r"[^\w-]+", "_", article.get("title", "article"))[:60]
         for number, paragraph in enumerate(article["paragraphs"], 1):
             name = f"{title}-{number}"
             contexts[name] = paragraph["context"]

@@ -244,3 +244,22 @@ def test_scanned_and_unmapped_pages_are_read_by_ocr(tmp_path, embedder) -> None:
     assert not report.failed, report.failed
     best = Retriever(settings.index, embedder).search("龙井茶产于哪里？", k=1, mode="bm25")[0]
     assert best.doc == "scanned.pdf" and best.page_start <= 2 <= best.page_end
+
+
+def test_a_squad_file_with_chinese_titles_keeps_its_contexts_apart(tmp_path) -> None:
+    import json
+
+    from eval.datasets import load_squad
+
+    data = {
+        "data": [
+            {
+                "title": title,
+                "paragraphs": [{"context": text, "qas": [{"id": title, "question": "？", "answers": []}]}],
+            }
+            for title, text in (("长城", GREAT_WALL[0]), ("大熊猫", PANDA[0]))
+        ]
+    }
+    (tmp_path / "zh.json").write_text(json.dumps(data, ensure_ascii=False))
+    contexts, questions = load_squad(tmp_path / "zh.json")
+    assert sorted(contexts) == ["大熊猫-1", "长城-1"] and len(questions) == 2
