@@ -14,6 +14,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
+from indexes.words import CJK
+
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 
 
@@ -23,14 +25,13 @@ def normalize_answer(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
-_CJK_PIECES = re.compile(f"[{_CJK}]|[^{_CJK}]+")
+_CJK_PIECES = re.compile(f"[{CJK}]|[^{CJK}]+")
 
 
 def answer_tokens(text: str) -> list[str]:
     """What EM and F1 compare: SQuAD's words; where CJK characters occur, each is a token of its
     own and punctuation of every script is dropped (CMRC 2018's and MLQA's scoring)."""
-    if not re.search(f"[{_CJK}]", text):
+    if not re.search(f"[{CJK}]", text):
         return normalize_answer(text).split()
     text = "".join(ch for ch in text.lower() if not unicodedata.category(ch).startswith("P"))
     return [piece for word in text.split() for piece in _CJK_PIECES.findall(word)]

@@ -23,12 +23,15 @@ from bm25s.stopwords import STOPWORDS_EN
 ENGLISH = "english"
 MULTILINGUAL = "multilingual-1"
 
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_KANA = "\u3040-\u30ff\u31f0-\u31ff"
-_HANGUL = "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af"
-HAS_CJK = re.compile(f"[{_HAN}{_KANA}{_HANGUL}]")
+# the scripts' character ranges, as regex class bodies; rag.chunking, rag.documents, rag.language
+# and eval.answer_metrics use these too
+HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+KANA = "\u3040-\u30ff\u31f0-\u31ff"
+HANGUL = "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af"
+CJK = HAN + KANA + HANGUL
+HAS_CJK = re.compile(f"[{CJK}]")
 _RUNS = re.compile(
-    f"(?P<han>[{_HAN}]+)|(?P<kana>[{_KANA}]+)|(?P<hangul>[{_HANGUL}]+)|(?P<other>[^{_HAN}{_KANA}{_HANGUL}]+)"
+    f"(?P<han>[{HAN}]+)|(?P<kana>[{KANA}]+)|(?P<hangul>[{HANGUL}]+)|(?P<other>[^{HAN}{KANA}{HANGUL}]+)"
 )
 _LATIN_WORD = re.compile(r"(?u)\b\w\w+\b")  # bm25s's own token pattern
 _STOPWORDS = frozenset(STOPWORDS_EN)
@@ -66,7 +69,7 @@ def _mixed(text: str) -> list[str]:
     """Words of a text holding CJK characters, run by run. Japanese is told from Chinese by its
     kana: in a text that has any, Han characters are read as bigrams too, since jieba's
     dictionary is Chinese."""
-    japanese = re.search(f"[{_KANA}]", text) is not None
+    japanese = re.search(f"[{KANA}]", text) is not None
     tokens: list[str] = []
     for run in _RUNS.finditer(text):
         kind, span = run.lastgroup, run.group()

@@ -16,10 +16,11 @@ import re
 import numpy as np
 
 from indexes.span import Chunk
+from indexes.words import CJK
 
 __all__ = ["Chunk", "Chunker"]
 
-_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+_CJK = re.compile(f"[{CJK}]")
 _FULL_STOP = frozenset("。！？；")  # ends a sentence whatever follows
 _HALF_STOP = frozenset(".!?;")  # ends one when a space follows: not in 4.2, e.g. or U.S.
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
+from indexes.words import CJK
+
 Extractor = Literal["pdfium", "pypdf", "pymupdf"]
 EXTRACTORS: tuple[Extractor, ...] = get_args(Extractor)
 logging.getLogger("pypdf").setLevel(logging.ERROR)  # damaged files are reported, not logged
@@ -134,7 +136,7 @@ def _clean(text: str) -> str:
     return _CJK_LINE_BREAK.sub("", text) if "\n" in text else text
 
 
-_CJK = "\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\uac00-\ud7af"
+_CJK = CJK + "\u3000-\u303f\uff00-\uffef"  # and CJK punctuation, full-width forms
 _CJK_LINE_BREAK = re.compile(f"(?<=[{_CJK}])[ \t]*\n[ \t]*(?=[{_CJK}])")
 # what a font without a Unicode map gives: glyph ids as control characters, U+FFFD, private use
 _NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd\ue000-\uf8ff]")

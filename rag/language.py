@@ -11,9 +11,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_KANA = re.compile("[\u3040-\u30ff]")
-_HANGUL = re.compile("[\uac00-\ud7af]")
+from indexes.words import HAN, HANGUL, KANA
+
+_HAN = re.compile(f"[{HAN}]")
+_KANA = re.compile(f"[{KANA}]")
+_HANGUL = re.compile(f"[{HANGUL}]")
 
 NOT_FOUND = {
     "en": "The documents do not contain an answer to this question.",
