@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
-from indexes.words import CJK
-
 Extractor = Literal["pdfium", "pypdf", "pymupdf"]
 EXTRACTORS: tuple[Extractor, ...] = get_args(Extractor)
 logging.getLogger("pypdf").setLevel(logging.ERROR)  # damaged files are reported, not logged
@@ -136,7 +134,15 @@ def _clean(text: str) -> str:
     return _CJK_LINE_BREAK.sub("", text) if "\n" in text else text
 
 
-_CJK = CJK + "\u3000-\u303f\uff00-\uffef"  # and CJK punctuation, full-width forms
+# indexes.words.CJK plus CJK punctuation and full-width forms, written out rather than imported:
+# the parsing worker imports this module under a memory limit (RLIMIT_AS), and `indexes` brings
+# faiss, numpy, scipy and numba (1.7 s, hundreds of MB of address space) with it
+_CJK = (
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # Han
+    "\u3040-\u30ff\u31f0-\u31ff"  # Kana
+    "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af"  # Hangul
+    "\u3000-\u303f\uff00-\uffef"  # CJK punctuation, full-width forms
+)
 _CJK_LINE_BREAK = re.compile(f"(?<=[{_CJK}])[ \t]*\n[ \t]*(?=[{_CJK}])")
 # what a font without a Unicode map gives: glyph ids as control characters, U+FFFD, private use
 _NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd\ue000-\uf8ff]")

@@ -5,6 +5,7 @@ Chinese is scored; the refusal and the prompt in the question's language."""
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 import bm25s
@@ -15,7 +16,7 @@ from pdfs import CJK_FONT, LATIN_FONT, make_cjk_pdf, make_pdf, strip_unicode_map
 from eval.answer_metrics import exact_match, token_f1
 from indexes import IndexStore
 from indexes.manifest import Manifest
-from indexes.words import ENGLISH, MULTILINGUAL, tokenize
+from indexes.words import CJK, ENGLISH, MULTILINGUAL, tokenize
 from rag import ocr
 from rag.answer import SYSTEM_PROMPT, build_messages
 from rag.chunking import Chunker
@@ -86,6 +87,17 @@ def test_fonts_without_a_unicode_map_are_reported_not_indexed(tmp_path) -> None:
     writer.write(str(tmp_path / "mixed.pdf"))
     pages = extract_pages(tmp_path / "mixed.pdf")
     assert pages[0].startswith("Readable English text") and pages[1] == ""
+
+
+def test_line_joins_know_every_cjk_character_the_index_knows() -> None:
+    """rag.documents writes its CJK ranges out (the parsing worker must not import indexes):
+    they must stay a superset of indexes.words.CJK."""
+    from rag.documents import _CJK
+
+    ranges = [(ord(CJK[i]), ord(CJK[i + 2])) for i in range(0, len(CJK), 3)]  # "a-b" triples
+    assert ranges
+    join = re.compile(f"[{_CJK}]")
+    assert all(join.match(chr(code)) for low, high in ranges for code in (low, (low + high) // 2, high))
 
 
 def test_bm25_words_per_script() -> None:

@@ -75,6 +75,21 @@ def test_the_corpus_is_large_and_fast_to_make(tmp_path: Path) -> None:
     assert kinds <= set(DocumentError.KINDS)
 
 
+def test_the_parsing_worker_imports_no_numeric_stack() -> None:
+    """The worker's memory limit (RLIMIT_AS) counts every library it has mapped: faiss, numpy,
+    scipy or torch imported beside pypdfium2 use most of the allowance before the first page,
+    and every file then fails "out-of-memory" (seen in CI when rag.documents imported indexes)."""
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import rag.parsing_sandbox; "
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    root = str(Path(sandbox_module.__file__).resolve().parents[1])
+    loaded = set(subprocess.run([sys.executable, "-c", probe, root], capture_output=True, text=True,
+                                check=True).stdout.split())
+    assert "pypdfium2" in loaded or "rag" in loaded
+    assert not loaded & {"numpy", "scipy", "faiss", "torch", "bm25s", "numba", "indexes", "onnxruntime"}
+
+
 def test_each_hostile_file_fails_alone_with_its_kind(hostile, tmp_path: Path, embedder) -> None:
     folder, expected = hostile
     settings = Settings(index=tmp_path / "index", **LIMITS)
