@@ -27,6 +27,9 @@ class Manifest:
         bm25_tokenizer: how BM25 split chunks into words (indexes.words); queries are split
             the same way. BM25 is rebuilt from the chunk texts at every generation, so a new
             generation always has the current scheme.
+        query_prompt, document_prompt: the text put before each query and each chunk when
+            embedding them ("query: ", "passage: " for the E5 models); None until the model is
+            loaded when the model's own (its sentence-transformers config) are meant.
     """
 
     model: str
@@ -39,9 +42,16 @@ class Manifest:
     index_factory: str = "Flat"
     header_scheme: str = "none"  # what indexes made before document headers existed read as
     bm25_tokenizer: str = "english"  # what indexes made before per-script words read as
+    query_prompt: str | None = ""  # what indexes made before prompts existed were made with
+    document_prompt: str | None = ""
     generation: int = 0
     format_version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)
+
+    @property
+    def vectors_made_by(self) -> str:
+        """The model and document prompt: vectors agree only where both do."""
+        return self.model if not self.document_prompt else f"{self.model} | {self.document_prompt!r}"
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")

@@ -40,6 +40,12 @@ def ingest(
         str | None,
         typer.Option(help="auto: OCR pages without readable text ([ocr] extra); always; never (default)"),
     ] = None,
+    query_prompt: Annotated[
+        str | None, typer.Option(help='Put before each query, e.g. "query: " for E5 models')
+    ] = None,
+    document_prompt: Annotated[
+        str | None, typer.Option(help='Put before each chunk, e.g. "passage: " for E5 models')
+    ] = None,
     prune: Annotated[bool, typer.Option(help="Remove indexed files that are gone")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars")] = False,
 ) -> None:
@@ -49,6 +55,7 @@ def ingest(
     settings = run_guarded(lambda: load_settings(
         index=index, collection=collection, model=model, chunk_size=chunk_size, chunk_overlap=overlap,
         index_type=index_type, extractor=extractor, embed_backend=embed_backend, ocr=ocr,
+        query_prompt=query_prompt, document_prompt=document_prompt,
     ))
     report = run_guarded(lambda: run_ingest(paths, settings, prune=prune, progress=not quiet))
     table = Table("file", "status", "pages", "chunks", "problem", title="ingest")

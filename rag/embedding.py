@@ -46,6 +46,10 @@ class Embedder:
         precision: "fp32", "bf16" (matrix products in bfloat16, everything else in float32),
             or "auto": bf16 on CPUs with native bfloat16 (avx512_bf16 or AMX), where it is about
             twice as fast at a cosine of 0.9999 to fp32, else fp32.
+
+    `encode` takes the prompt put before each text ("query: " and "passage: " for the E5
+    models): the index records the ones its vectors were made with (Manifest.query_prompt,
+    document_prompt), so the caller passes them; `prompts` are the model's own defaults.
     """
 
     def __init__(
@@ -76,6 +80,13 @@ class Embedder:
         # what its card says it was trained on: hybrid search does not trust it with other scripts
         self.languages = declared_languages(path)
 
+    @property
+    def prompts(self) -> dict[str, str]:
+        """The model's own query and document prompts (its config_sentence_transformers.json
+        `prompts`; "passage" counts as the document prompt), "" where it has none."""
+        own = getattr(self.model, "prompts", None) or {}
+        return {"query": own.get("query") or "", "document": own.get("document") or own.get("passage") or ""}
+
     @cached_property
     def dimension(self) -> int:
         get = getattr(self.model, "get_embedding_dimension", None) or (
@@ -92,7 +103,7 @@ class Embedder:
     def tokenizer(self):
         return self.model.tokenizer
 
-    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str], progress: bool = False, prompt: str = "") -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         import torch
@@ -105,6 +116,7 @@ class Embedder:
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=progress,
+                prompt=prompt,  # "" rather than None: never the model's default_prompt_name unasked
             )
         return np.asarray(vectors, dtype=np.float32)
 

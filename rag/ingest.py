@@ -100,14 +100,14 @@ class Plan:
 
     manifest: Manifest  # of the generation to publish
     old_docs: dict[str, DocumentRecord]  # the current generation's documents, by path
-    index_type_changed: bool
+    manifest_changed: bool  # settings that need no re-embedding: index type, query prompt
     todo: list[Source] = field(default_factory=list)  # new or changed, names assigned
     removed: list[DocumentRecord] = field(default_factory=list)
     results: list[FileResult] = field(default_factory=list)  # unchanged and removed files
 
     def publishes(self, new_documents: int) -> bool:
         """Whether a generation with `new_documents` (re)parsed files differs from the current."""
-        return bool(new_documents or self.removed or self.index_type_changed)
+        return bool(new_documents or self.removed or self.manifest_changed)
 
 
 @dataclass
@@ -207,7 +207,7 @@ def update_index(
         chunker = _chunker(plan.manifest, embedder, timer) if plan.todo else None
         headed = plan.manifest.header_scheme != "none"
         old_chunks = current.records.all_chunks() if current else []  # read once, used twice
-        known = _known_vectors(current, old_chunks, writer.store.staging, plan.manifest.model)
+        known = _known_vectors(current, old_chunks, writer.store.staging, plan.manifest.vectors_made_by)
         embed = _Embed(known, plan.manifest, settings, writer.store.staging, timer, embedder)
         with _progress(progress, len(plan.todo), on_file) as bars:
             parsed = _parsed(plan.todo, chunker, timer, headed)
@@ -229,8 +229,10 @@ def _plan(
     """Compare `sources` with the current generation by path and sha256; name the new ones."""
     manifest = _manifest(current.manifest if current else None, settings)
     old_docs = {d.path: d for d in current.documents()} if current else {}
-    changed_type = current is not None and manifest.index_type != current.manifest.index_type
-    plan = Plan(manifest, old_docs, changed_type)
+    changed = current is not None and (manifest.index_type, manifest.query_prompt) != (
+        current.manifest.index_type, current.manifest.query_prompt
+    )
+    plan = Plan(manifest, old_docs, changed)
     taken = {d.name for d in old_docs.values()}
     for source in sources:
         old = old_docs.get(source.path)
@@ -265,6 +267,8 @@ def _manifest(previous: Manifest | None, settings: Settings) -> Manifest:
             index_type=settings.index_type,
             embed_backend=settings.embed_backend,
             header_scheme=settings.doc_header,
+            query_prompt=settings.query_prompt,
+            document_prompt=settings.document_prompt,
         )
     how = (
         f"To re-index with other settings, ingest into a new index directory "
@@ -286,19 +290,33 @@ def _manifest(previous: Manifest | None, settings: Settings) -> Manifest:
                 f"index {settings.index} was built with {key}={getattr(previous, key)}; "
                 f"refusing to mix in {key}={getattr(settings, key)}. {how}"
             )
+    if "document_prompt" in asked and settings.document_prompt != previous.document_prompt:
+        raise ModelMismatch(
+            f"index {settings.index} was built with document prompt {previous.document_prompt!r}; "
+            f"refusing to mix in {settings.document_prompt!r}: chunks are embedded with it. {how}"
+        )
     manifest = Manifest(**{**previous.__dict__})
     if "index_type" in asked:
         manifest.index_type = settings.index_type  # the vectors are kept: a rebuild is cheap
+    if "query_prompt" in asked:
+        manifest.query_prompt = settings.query_prompt  # only queries change: the vectors are kept
     return manifest
 
 
 def _check_window(manifest: Manifest, embedder: Embedder) -> None:
+    """Fill in what only the loaded model knows; refuse chunks longer than it reads."""
     if manifest.dimension == 0:
         manifest.dimension = embedder.dimension
-    if manifest.chunk_size > embedder.max_tokens:
+    if manifest.query_prompt is None:
+        manifest.query_prompt = embedder.prompts["query"]
+    if manifest.document_prompt is None:
+        manifest.document_prompt = embedder.prompts["document"]
+    prompt_tokens = len(embedder.tokenizer(manifest.document_prompt, add_special_tokens=False)["input_ids"])
+    if manifest.chunk_size + prompt_tokens > embedder.max_tokens:
         raise ValueError(
-            f"chunk size {manifest.chunk_size} exceeds what {manifest.model} reads "
-            f"({embedder.max_tokens} tokens): the rest of each chunk would never be embedded"
+            f"chunk size {manifest.chunk_size} (and {prompt_tokens} tokens of document prompt) "
+            f"exceeds what {manifest.model} reads ({embedder.max_tokens} tokens): the rest of each "
+            "chunk would never be embedded"
         )
 
 
@@ -410,9 +428,10 @@ class _Embed:
         if self.embedder is not None:
             _check_window(self.manifest, self.embedder)
         with self.timer("embed"):
-            fresh = self.embedder.encode(list(new.values())) if new else []
+            prompt = self.manifest.document_prompt or ""
+            fresh = self.embedder.encode(list(new.values()), prompt=prompt) if new else []
         self.known.update(zip(new, fresh, strict=True))
-        _stage(self.staging, docs[0].source.sha256, self.manifest.model, list(new), fresh)
+        _stage(self.staging, docs[0].source.sha256, self.manifest.vectors_made_by, list(new), fresh)
         return len(new)
 
 

@@ -90,9 +90,10 @@ class OnnxEmbedder(Embedder):
         (folder / "source.json").write_text(json.dumps({"model": self.name}))
         return final
 
-    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str], progress: bool = False, prompt: str = "") -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        texts = [prompt + t for t in texts] if prompt else texts
         order = np.argsort([-len(t) for t in texts])  # similar lengths share a batch: less padding
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         limit = self.model.max_seq_length

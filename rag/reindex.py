@@ -66,10 +66,17 @@ def reindex(
             documents = current.documents()
             headers = {d.name: d.header for d in documents}
             texts = [contextual_text(headers.get(c.doc, ""), c.text) for c in chunks]
-            vectors = embedder.encode(texts, progress=progress)
+            # the new model's prompts, unless the settings name others
+            prompts = {
+                f"{kind}_prompt": own if getattr(settings, f"{kind}_prompt") is None
+                else getattr(settings, f"{kind}_prompt")
+                for kind, own in embedder.prompts.items()
+            }
+            vectors = embedder.encode(texts, progress=progress, prompt=prompts["document_prompt"])
             manifest = Manifest(
                 **{
                     **current.manifest.__dict__,
+                    **prompts,
                     "model": model,
                     "dimension": int(vectors.shape[1]) if len(vectors) else embedder.dimension,
                     "embed_backend": settings.embed_backend,

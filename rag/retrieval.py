@@ -144,7 +144,8 @@ class Retriever:
                 bm25.search, snap.bm25, queries, depth, snap.n_chunks, allowed, snap.manifest.bm25_tokenizer
             )
         if mode in ("dense", "hybrid"):
-            vectors = embedder.encode(queries)
+            prompt = snap.manifest.query_prompt
+            vectors = embedder.encode(queries, prompt=embedder.prompts["query"] if prompt is None else prompt)
             rankings.append(self._dense(snap, vectors, depth, allowed))
         if sparse is not None:
             rankings.append(sparse.result())

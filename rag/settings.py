@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     collapse_duplicates: bool = Field(True, description="fold near-duplicate results into the best one")
     reranker: str | None = Field(None, description="cross-encoder (rag finetune-rerank) over the top 50")
     embed_batch_size: int = Field(32, ge=1)
+    # E5 models want "query: " / "passage: "; None: what the model's sentence-transformers config says
+    query_prompt: str | None = Field(None, description="put before each query when embedding it")
+    document_prompt: str | None = Field(None, description="put before each chunk when embedding it")
     top_k: int = Field(10, ge=1)
     mode: Mode = "hybrid"
 

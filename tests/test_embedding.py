@@ -58,3 +58,70 @@ def test_models_loaded_from_two_threads_leave_torch_unpatched() -> None:
         thread.join()
     assert {name: getattr(torch.nn.init, name) for name in originals} == originals
     assert torch.nn.Linear(2, 2).weight.device.type == "cpu"
+
+
+def _ingest_one(tmp_path, embedder, **prompts):
+    from pdfs import make_pdf
+
+    from rag.ingest import ingest
+    from rag.settings import Settings
+
+    folder = tmp_path / "pdfs"
+    folder.mkdir(exist_ok=True)
+    make_pdf(folder / "zebras.pdf", [TEXTS[0] + " The herds follow the rains north into Kenya."])
+    settings = Settings(index=tmp_path / "index", **prompts)
+    ingest([folder], settings, progress=False, embedder=embedder)
+    return settings
+
+
+def test_query_and_document_prompts_are_recorded_and_used(tmp_path, embedder) -> None:
+    """E5-style prompts ("query: ", "passage: "): chunks are embedded after the document prompt,
+    queries after the query prompt, both recorded in the index so every reader agrees."""
+    from indexes import IndexStore, contextual_text
+    from rag.ingest import ModelMismatch, ingest
+    from rag.retrieval import Retriever
+    from rag.settings import Settings
+
+    settings = _ingest_one(tmp_path, embedder, query_prompt="query: ", document_prompt="passage: ")
+    with IndexStore(settings.index).open() as snap:
+        assert (snap.manifest.query_prompt, snap.manifest.document_prompt) == ("query: ", "passage: ")
+        header = {d.name: d.header for d in snap.documents()}["zebras.pdf"]
+        chunk = snap.records.all_chunks()[0]
+        stored = np.asarray(snap.vectors[0])
+    text = contextual_text(header, chunk.text)
+    assert np.allclose(stored, embedder.encode([text], prompt="passage: ")[0], atol=1e-5)
+    assert not np.allclose(stored, embedder.encode([text])[0], atol=1e-3)
+
+    question = "When do zebras migrate?"
+    hit = Retriever(settings.index, embedder=embedder).search(question, k=1, mode="dense")[0]
+    expected = float(embedder.encode([question], prompt="query: ")[0] @ stored)
+    assert hit.similarity == pytest.approx(expected, abs=1e-4)
+
+    # another document prompt would mix vectors: refused; another query prompt only changes queries
+    with pytest.raises(ModelMismatch, match="document prompt"):
+        ingest([tmp_path / "pdfs"], Settings(index=settings.index, document_prompt=""), progress=False,
+               embedder=embedder)
+    ingest([tmp_path / "pdfs"], Settings(index=settings.index, query_prompt=""), progress=False,
+           embedder=embedder)
+    hit = Retriever(settings.index, embedder=embedder).search(question, k=1, mode="dense")[0]
+    assert hit.similarity == pytest.approx(float(embedder.encode([question])[0] @ stored), abs=1e-4)
+
+
+def test_a_models_own_prompts_are_the_default(tmp_path, embedder) -> None:
+    """A model whose sentence-transformers config names prompts gets them without settings."""
+    import json
+    import shutil
+
+    from indexes import IndexStore
+    from rag.embedding import resolve_model
+
+    model = tmp_path / "model"
+    shutil.copytree(resolve_model(embedder.name), model)
+    config = model / "config_sentence_transformers.json"
+    data = json.loads(config.read_text()) if config.exists() else {}
+    config.write_text(json.dumps({**data, "prompts": {"query": "query: ", "passage": "passage: "}}))
+    own = Embedder(str(model))
+    assert own.prompts == {"query": "query: ", "document": "passage: "}
+    settings = _ingest_one(tmp_path, own, model=str(model))
+    with IndexStore(settings.index).open() as snap:
+        assert (snap.manifest.query_prompt, snap.manifest.document_prompt) == ("query: ", "passage: ")

@@ -95,10 +95,10 @@ class RagstackEmbeddings(Embeddings):
         self.embedder = embedder
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.embedder.encode(list(texts)).tolist()
+        return self.embedder.encode(list(texts), prompt=self.embedder.prompts["document"]).tolist()
 
     def embed_query(self, text: str) -> list[float]:
-        return self.embedder.encode([text])[0].tolist()
+        return self.embedder.encode([text], prompt=self.embedder.prompts["query"])[0].tolist()
 
 
 class RagstackRetriever(BaseRetriever):
