@@ -57,7 +57,7 @@ def load_generators(settings: Settings, judge: str | None, judge_model: str | No
         raise ValueError(f"unknown judge {judge!r}; choose transformers or openai")
     generator = load_generator(
         settings.engine, settings.llm_model, settings.llm_base_url, settings.llm_api_key,
-        grounded=settings.grounded_decoding,
+        grounded=settings.grounded_decoding, precision=settings.llm_precision,
     )
     if judge is None:
         return generator, None

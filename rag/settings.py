@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     # answering (rag.answer, rag.generation, rag.conversation)
     engine: Engine = "transformers"
     llm_model: str = Field(DEFAULT_GENERATOR, description="generator: bundled name, dir or hub id")
+    llm_precision: Literal["fp32", "int4"] = Field("fp32", description="onnx engine: weights' precision")
     llm_adapter: str | None = Field(None, description="LoRA adapter (rag finetune-llm) on the generator")
     llm_base_url: str | None = Field(None, description="OpenAI-compatible server for the openai engine")
     llm_api_key: str | None = None

@@ -54,7 +54,7 @@ def serve(
     if settings.llm_adapter and not (Path(settings.llm_adapter) / "adapter_config.json").is_file():
         raise fail(f"{settings.llm_adapter} is not a LoRA adapter directory (no adapter_config.json)")
     generator = None  # the embedded engine loads on first use, so that /health answers at once
-    if settings.engine != "transformers":
+    if settings.engine not in ("transformers", "onnx"):
         if settings.engine == "vllm" and not settings.llm_base_url:
             out.print(f"starting vLLM for {settings.llm_model} ...")
         generator = run_guarded(lambda: open_generator(settings, vllm_log=log))

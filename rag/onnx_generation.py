@@ -1,0 +1,173 @@
+"""The embedded generator on ONNX Runtime GenAI: the same model and the same decoding as
+rag.generation.TransformersGenerator, several times faster a token on a CPU.
+
+The model's Hugging Face copy (rag.generation.hf_model_dir) is exported once by
+onnxruntime-genai's model builder and cached (`~/.cache/ragstack/onnx-genai`). The decoding loop
+is ours, not the runtime's: each step's logits go through the transformers engine's own logits
+processors (the repetition penalty that ignores the prompt, grounded numbers), so greedy answers
+are the transformers engine's (bench/RESULTS.md: the same text on every prompt checked, in
+fp32). A LoRA adapter is merged by the transformers engine only (rag.generation.load_generator
+falls back to it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal, get_args
+
+from rag.generation import DEFAULT_CONTEXT_LENGTH, DEFAULT_GENERATOR, Message, _decoding, clean, hf_model_dir
+from rag.loading import model_loading
+from rag.paths import cache_dir
+
+# fp32 gives the transformers engine's answers; int4 (weights in 4 bits, int8 arithmetic) is
+# faster still but writes other answers (bench/RESULTS.md)
+Precision = Literal["fp32", "int4"]
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+
+
+def available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime_genai") is not None
+
+
+def exported_model(hf_dir: str, precision: str = "fp32") -> Path:
+    """The ONNX GenAI export of a Hugging Face model directory, made once and cached."""
+    import onnxruntime_genai
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    source = Path(hf_dir).resolve()
+    slug = str(source).strip("/").replace("/", "_")
+    target = cache_dir("onnx-genai") / f"{slug}-{precision}-{onnxruntime_genai.__version__}"
+    with model_loading:
+        if (target / "genai_config.json").is_file():
+            return target
+        print(f"exporting {source.name} to ONNX ({precision}, once) ...", file=sys.stderr, flush=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(source),
+                 "-o", str(staging / "model"), "-p", precision, "-e", "cpu", "-c", str(staging / "tmp")],
+                capture_output=True, text=True,
+            )
+            if done.returncode != 0:
+                raise ValueError(f"cannot export {hf_dir} to ONNX: {done.stderr.strip()[-2000:]}")
+            os.replace(staging / "model", target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+class OnnxGenerator:
+    """Generate in-process with ONNX Runtime GenAI; same interface as TransformersGenerator.
+
+    Args:
+        model: the bundled SmolLM2-135M-Instruct (default), a local directory or a hub id of a
+            model the onnxruntime-genai builder exports (Llama, Qwen, Phi, Gemma, Mistral, ...).
+        precision: "fp32" (the transformers engine's answers) or "int4".
+        grounded: as TransformersGenerator: numbers only as the `grounding` text writes them.
+    """
+
+    def __init__(self, model: str = DEFAULT_GENERATOR, precision: str = "fp32", grounded: bool = False):
+        import onnxruntime_genai as og
+        from transformers import AutoConfig, AutoTokenizer
+
+        self.name = model
+        self.grounded = grounded
+        path = hf_model_dir(model)
+        try:
+            with model_loading:
+                self.tokenizer = AutoTokenizer.from_pretrained(path)
+                config = AutoConfig.from_pretrained(path)
+        except OSError as err:
+            raise ValueError(f"cannot load generator {model!r}: {err}") from err
+        self.model = og.Model(str(exported_model(path, precision)))
+        self.context_length = getattr(config, "max_position_embeddings", None) or DEFAULT_CONTEXT_LENGTH
+        self._lock = threading.Lock()  # one generation at a time, as in the transformers engine
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def stream(
+        self,
+        messages: list[Message],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        grounding: str | None = None,
+    ) -> Iterator[str]:
+        """The reply piece by piece; with `grounding`, numbers only as that text writes them."""
+        tokens: list[int] = []
+        shown = ""
+        with self._lock:
+            for token in self._tokens(messages, max_tokens, temperature, grounding):
+                tokens.append(token)
+                text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+                if text.endswith("\ufffd"):  # half of a character that spans tokens
+                    continue
+                if len(text) > len(shown):
+                    yield text[len(shown) :]
+                    shown = text
+
+    def generate_batch(
+        self,
+        conversations: list[list[Message]],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        grounding: list[str] | None = None,
+    ) -> list[str]:
+        """Replies one after the other: each token is cheap here, padding would only add work."""
+        rows = grounding or [None] * len(conversations)
+        return [
+            clean("".join(self.stream(m, max_tokens, temperature, g)))
+            for m, g in zip(conversations, rows, strict=True)
+        ]
+
+    def _tokens(
+        self, messages: list[Message], max_tokens: int, temperature: float, grounding: str | None
+    ) -> Iterator[int]:
+        import numpy as np
+        import onnxruntime_genai as og
+        import torch
+
+        prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        if len(ids) + max_tokens > self.context_length:
+            raise ValueError(
+                f"prompt of {len(ids)} tokens plus {max_tokens} to generate exceeds the "
+                f"{self.context_length}-token context of {self.name}"
+            )
+        eos = self.tokenizer.eos_token_id
+        processors = _decoding(max_tokens, temperature, eos, len(ids))["logits_processor"]
+        if self.grounded and grounding is not None:
+            from rag.grounded_decoding import GroundedNumbers
+
+            processors.append(GroundedNumbers(self.tokenizer, [grounding], len(ids)))
+        if temperature > 0:
+            from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+
+            processors += [TemperatureLogitsWarper(temperature), TopPLogitsWarper(0.95)]
+        params = og.GeneratorParams(self.model)
+        params.set_search_options(max_length=len(ids) + max_tokens + 1)
+        generator = og.Generator(self.model, params)
+        generator.append_tokens(np.array([ids], dtype=np.int32))
+        sequence = torch.tensor([ids])
+        for _ in range(max_tokens):
+            scores = processors(sequence, torch.from_numpy(np.array(generator.get_logits())).reshape(1, -1))
+            if temperature > 0:
+                token = int(torch.multinomial(torch.softmax(scores, -1), 1))
+            else:
+                token = int(scores.argmax(-1))
+            if token == eos:
+                return
+            yield token
+            sequence = torch.cat([sequence, torch.tensor([[token]])], 1)
+            generator.append_tokens(np.array([[token]], dtype=np.int32))

@@ -1,0 +1,71 @@
+"""The onnx engine (rag.onnx_generation): the real SmolLM2 exported by onnxruntime-genai gives the
+transformers engine's greedy answers, streams them, keeps grounded decoding, and hands
+adapters to the transformers engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.answer import build_messages, grounding_text
+from rag.generation import clean, generate, load_generator
+from rag.onnx_generation import OnnxGenerator
+from rag.retrieval import SearchResult
+
+SOURCE = SearchResult(
+    doc="season.pdf", page_start=1, page_end=1, chunk_id="s1", score=1.0,
+    text="The Panthers defense gave up just 308 points, ranking sixth in the league, while leading "
+    "the NFL in interceptions with 24. Luke Kuechly led the team in tackles (118).",
+)
+QUESTIONS = [
+    "How many points did the Panthers defense surrender?",
+    "How many tackles did Luke Kuechly register?",
+    "Who led the team in tackles?",
+]
+
+
+@pytest.fixture(scope="module")
+def onnx_generator() -> OnnxGenerator:
+    return OnnxGenerator()
+
+
+def test_greedy_answers_are_the_transformers_engines(onnx_generator, generator) -> None:
+    chats = [build_messages(q, [SOURCE]) for q in QUESTIONS]
+    chats.append([{"role": "user", "content": "Name three colours."}])
+    for messages in chats:
+        assert generate(onnx_generator, messages, 40) == generate(generator, messages, 40)
+
+
+def test_the_stream_is_the_answer_in_pieces(onnx_generator) -> None:
+    messages = build_messages(QUESTIONS[0], [SOURCE])
+    pieces = list(onnx_generator.stream(messages, 24))
+    assert len(pieces) > 3
+    assert "".join(pieces).strip() == generate(onnx_generator, messages, 24)
+    assert onnx_generator.generate_batch([messages], 24) == [generate(onnx_generator, messages, 24)]
+
+
+def test_grounded_decoding_is_the_transformers_engines(onnx_generator, generator) -> None:
+    chats = [build_messages(q, [SOURCE]) for q in QUESTIONS]
+    grounding = [grounding_text(q, [SOURCE]) for q in QUESTIONS]
+    onnx_generator.grounded = generator.grounded = True
+    try:
+        ours = onnx_generator.generate_batch(chats, 40, grounding=grounding)
+        theirs = [clean("".join(generator.stream(m, 40, grounding=g)))
+                  for m, g in zip(chats, grounding, strict=True)]
+    finally:
+        onnx_generator.grounded = generator.grounded = False
+    assert ours == theirs
+    assert ours != onnx_generator.generate_batch(chats, 40)  # grounding changed something
+
+
+def test_bad_requests_are_refused_in_words(onnx_generator) -> None:
+    with pytest.raises(ValueError, match="exceeds the 8192-token context"):
+        list(onnx_generator.stream([{"role": "user", "content": "word " * 9000}], 16))
+    with pytest.raises(ValueError, match="unknown precision"):
+        OnnxGenerator(precision="int2")
+
+
+def test_an_adapter_is_left_to_the_transformers_engine(tmp_path) -> None:
+    """The onnx engine cannot merge a LoRA adapter: load_generator gives the transformers engine,
+    which reads the adapter (here: refuses a folder that is none)."""
+    with pytest.raises(ValueError, match="not a LoRA adapter directory"):
+        load_generator("onnx", adapter=str(tmp_path))
