@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -40,7 +40,7 @@ from rag.claims import (
 )
 from rag.generation import Generator, Message, clean
 from rag.language import NOT_FOUND as NOT_FOUND_IN
-from rag.language import answer_in, not_found
+from rag.language import answer_in, not_found, sources_heading
 from rag.prompt_budget import PER_MESSAGE, fit_prompt, prompt_budget, token_counter
 from rag.retrieval import Mode, Retriever, SearchResult
 
@@ -95,6 +95,38 @@ class Answer:
             "sources": [s.to_dict() for s in self.sources],
             "claims": [c.to_dict() for c in self.claims],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Answer:
+        """The Answer `to_dict` (or a completion's ragstack fields) wrote; extra keys ignored."""
+
+        def spans(items) -> tuple[Span, ...]:
+            keys = ("doc", "page_start", "page_end", "chunk_id")
+            return tuple(Span(**{k: i[k] for k in keys}) for i in items)
+
+        def record(kind, item: dict):
+            known = {f.name for f in fields(kind)}
+            values = {k: v for k, v in item.items() if k in known}
+            if "also_in" in values:
+                values["also_in"] = spans(values["also_in"])
+            return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+        return cls(
+            question=data.get("question", ""), query=data.get("query") or data.get("question", ""),
+            text=data.get("text") or "", found=data.get("found", True),
+            invalid_citations=list(data.get("invalid_citations") or []),
+            citations=[record(Citation, c) for c in data.get("citations") or []],
+            sources=[record(SearchResult, s) for s in data.get("sources") or []],
+            claims=[record(Claim, c) for c in data.get("claims") or []],
+        )
+
+
+def sources_list(answer: Answer) -> str:
+    """What follows the answer's text for a person to read: "Sources:", then "[n] doc p.4" lines."""
+    if not answer.citations:
+        return ""
+    heading = sources_heading(answer.question)
+    return f"\n\n{heading}\n" + "\n".join(f"[{c.n}] {c.label()}" for c in answer.citations)
 
 
 def fence(n: int, source: SearchResult) -> str:

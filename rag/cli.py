@@ -241,17 +241,21 @@ def ask(
     rerank: RerankOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Answer a question from the index, citing documents and pages."""
+    """Answer a question from the index, citing documents and pages; through a running `rag
+    serve` of the index when one is up (its models are loaded), unless --session, --engine or
+    --rerank asks for what only a local answer does."""
     from rag.conversation import open_chat
 
     settings = run_guarded(
         lambda: load_settings(index=index, collection=collection, engine=engine, reranker=rerank)
     )
-    chat = run_guarded(lambda: open_chat(settings))
-    try:
-        answer = run_guarded(lambda: chat.ask(question, session))
-    finally:
-        chat.close()
+    answer = _ask_server(settings, question) if session is None and engine is rerank is None else None
+    if answer is None:
+        chat = run_guarded(lambda: open_chat(settings))
+        try:
+            answer = run_guarded(lambda: chat.ask(question, session))
+        finally:
+            chat.close()
     if as_json:
         sys.stdout.write(json.dumps(answer.to_dict(), indent=2) + "\n")
         return
@@ -267,12 +271,18 @@ def chat(
     engine: EngineOpt = None,
     rerank: RerankOpt = None,
 ) -> None:
-    """Interactive chat over the index; answers stream as they are written. Ctrl-D ends it."""
+    """Interactive chat over the index; answers stream as they are written. Ctrl-D ends it.
+    Through a running `rag serve` of the index when one is up, as `rag ask`."""
     from rag.conversation import open_chat
+    from rag.remote import open_remote
 
     settings = run_guarded(
         lambda: load_settings(index=index, collection=collection, engine=engine, reranker=rerank)
     )
+    remote = open_remote(settings) if session is None and engine is rerank is None else None
+    if remote is not None:
+        _chat_through(remote)
+        return
     conversation = run_guarded(lambda: open_chat(settings))
     try:
         session_id = run_guarded(lambda: conversation.sessions.create(session))
@@ -285,6 +295,47 @@ def chat(
             _print_sources(turn.answer)
     finally:
         conversation.close()
+
+
+def _ask_server(settings, question: str):
+    """The answer of a running `rag serve` of the index, or None (none up, or it failed: then the
+    question is answered here, as if there were none)."""
+    import openai
+
+    from rag.remote import open_remote
+
+    remote = open_remote(settings)
+    if remote is None:
+        return None
+    try:
+        return remote.ask(question)
+    except openai.APIError as err:
+        out.print(f"rag serve at {remote.url} did not answer ({err}); answering here", style="dim")
+        return None
+    finally:
+        remote.close()
+
+
+def _chat_through(remote) -> None:
+    """`rag chat` against a running server: the server keeps the session."""
+    import openai
+
+    session_id = None
+    out.print(f"answering through rag serve at {remote.url}; Ctrl-D to quit", style="dim")
+    try:
+        while question := _read_question():
+            try:
+                turn = remote.turn(question, session_id)
+                for piece in turn:
+                    out.print(piece, end="", highlight=False)
+            except openai.APIError as err:
+                out.print(f"rag serve at {remote.url} did not answer: {err}", style="red")
+                continue
+            out.print()
+            session_id = turn.session_id or session_id
+            _print_sources(turn.answer)
+    finally:
+        remote.close()
 
 
 def _read_question() -> str | None:

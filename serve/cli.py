@@ -15,7 +15,7 @@ def serve(
     index: Annotated[Path | None, typer.Option(help="Index directory [env RAG_INDEX]")] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on [default 127.0.0.1]")] = None,
     port: Annotated[int | None, typer.Option(help="Port [default 8000]")] = None,
-    engine: Annotated[str | None, typer.Option(help="transformers (default), vllm or openai")] = None,
+    engine: Annotated[str | None, typer.Option(help="onnx, transformers (default), vllm or openai")] = None,
     llm_model: Annotated[
         str | None, typer.Option("--llm", help="Generator: bundled name, dir or hub id")
     ] = None,
@@ -34,6 +34,7 @@ def serve(
     import uvicorn
 
     from rag.generation import close_generator, open_generator
+    from rag.remote import announce, withdraw
     from rag.terminal import fail, out, run_guarded
     from serve.app import create_app
     from serve.auth import KeyRing
@@ -64,9 +65,14 @@ def serve(
     # uvicorn re-raises SIGTERM after its graceful shutdown; as an exception here it lets the
     # `finally` below stop vLLM instead of the default handler killing this process on the spot
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # `rag ask` and `rag chat` of this index answer through this server while it runs
+    client_host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(settings.host, settings.host)
+    client_host = f"[{client_host}]" if ":" in client_host and "[" not in client_host else client_host
+    announce(settings.index, f"http://{client_host}:{settings.port}")
     try:
         uvicorn.run(create_app(settings, generator), host=settings.host, port=settings.port, log_level="info")
     finally:
+        withdraw(settings.index)
         if generator is not None:
             close_generator(generator)
 

@@ -26,8 +26,7 @@ from openai.types.chat.chat_completion_chunk import ChoiceDelta
 from openai.types.create_embedding_response import Usage
 from pydantic import BaseModel
 
-from rag.answer import Answer
-from rag.language import sources_heading
+from rag.answer import Answer, sources_list
 
 
 def openai_json(obj: BaseModel, warnings: bool = True) -> Response:
@@ -59,14 +58,6 @@ class Completion:
     model: str
     id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex[:24]}")
     created: int = field(default_factory=lambda: int(time.time()))
-
-
-def sources_list(answer: Answer) -> str:
-    """What follows the answer's text for a person to read: "Sources:", then "[n] doc p.4" lines."""
-    if not answer.citations:
-        return ""
-    heading = sources_heading(answer.question)
-    return f"\n\n{heading}\n" + "\n".join(f"[{c.n}] {c.label()}" for c in answer.citations)
 
 
 def answer_extras(answer: Answer, session_id: str | None) -> dict:

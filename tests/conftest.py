@@ -57,8 +57,12 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     """Three PDFs with known facts on known pages."""
-    folder = tmp_path / "pdfs"
-    folder.mkdir()
+    return make_corpus(tmp_path / "pdfs")
+
+
+def make_corpus(folder: Path) -> Path:
+    """The `corpus` fixture's PDFs, in `folder`, for fixtures of a wider scope."""
+    folder.mkdir(parents=True)
     make_pdf(folder / "zoo.pdf", [
         lorem("zoo", 20),
         "Zebras migrate across the Serengeti every July in search of fresh grass.",

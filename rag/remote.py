@@ -1,0 +1,132 @@
+"""Warm answers: `rag ask` and `rag chat` use a running `rag serve` of the same index, whose
+models are loaded, instead of loading the embedder and the generator again (seconds and a GB
+per command).
+
+`rag serve` leaves a small file beside its index (`.INDEX.serve.json`: its URL and process id)
+while it runs; a command finds it, checks that the process lives and answers /health, and then
+asks through the OpenAI-compatible chat endpoint. Anything else (no file, a dead process, a
+refused key, a server from another index) and the command answers by itself, as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from rag.answer import Answer, sources_list
+
+HEALTH_TIMEOUT_S = 0.5  # a server that takes longer to say it is up would not answer warm either
+
+
+def beacon_path(index: Path) -> Path:
+    index = Path(index).expanduser().resolve()
+    return index.parent / f".{index.name}.serve.json"
+
+
+def announce(index: Path, url: str) -> Path:
+    """Say that this process serves `index` at `url` (written whole: a reader never sees half)."""
+    path = beacon_path(index)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + f".{os.getpid()}")
+    partial.write_text(json.dumps({"url": url, "pid": os.getpid(), "index": str(Path(index).resolve())}))
+    os.replace(partial, path)
+    return path
+
+
+def withdraw(index: Path) -> None:
+    """Remove this process's file; a newer server's file for the same index is left alone."""
+    path = beacon_path(index)
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text())["pid"] == os.getpid():
+            path.unlink()
+
+
+def find_server(index: Path) -> str | None:
+    """The URL of a live `rag serve` of `index`, or None."""
+    import httpx
+
+    try:
+        found = json.loads(beacon_path(index).read_text())
+        os.kill(int(found["pid"]), 0)  # raises when no such process
+        if Path(found["index"]) != Path(index).expanduser().resolve():
+            return None
+        healthy = httpx.get(f"{found['url']}/health", timeout=HEALTH_TIMEOUT_S).status_code == 200
+    except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError):
+        return None
+    return found["url"] if healthy else None
+
+
+class RemoteTurn:
+    """One question asked of a server: iterate for the streamed pieces; `answer` once done."""
+
+    def __init__(self, question: str, stream):
+        self.question = question
+        self._stream = stream
+        self.answer: Answer | None = None
+        self.session_id: str | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        """The answer's pieces; the "Sources:" list the server streams after them is left out
+        (the caller prints the sources from `answer`, as for a local answer)."""
+        held = None  # each piece waits for the next chunk: the last one may be the sources list
+        extras: dict = {}
+        for chunk in self._stream:
+            choice = chunk.choices[0] if chunk.choices else None
+            if choice is None:
+                continue
+            if choice.finish_reason:
+                extras = chunk.model_extra or {}
+                break
+            if choice.delta.content:
+                if held is not None:
+                    yield held
+                held = choice.delta.content
+        self.session_id = extras.get("session_id")
+        self.answer = Answer.from_dict({**extras, "question": self.question})
+        if held is not None and held != sources_list(self.answer):
+            yield held
+
+
+class RemoteChat:
+    """`ask` and `turn` as rag.conversation's chat has them, answered by a running server."""
+
+    def __init__(self, url: str, api_key: str | None = None, collection: str | None = None):
+        from openai import OpenAI
+
+        self.url = url
+        self.collection = collection
+        self.client = OpenAI(base_url=f"{url}/v1", api_key=api_key or "none", max_retries=0)
+
+    def turn(self, question: str, session_id: str | None = None) -> RemoteTurn:
+        stream = self.client.chat.completions.create(
+            model=self.collection or "default", messages=[{"role": "user", "content": question}],
+            stream=True, extra_body={"session_id": session_id} if session_id else None,
+        )
+        return RemoteTurn(question, stream)
+
+    def ask(self, question: str, session_id: str | None = None) -> Answer:
+        turn = self.turn(question, session_id)
+        for _ in turn:
+            pass
+        assert turn.answer is not None
+        return turn.answer
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def open_remote(settings) -> RemoteChat | None:
+    """A chat through the running server of `settings.index`, or None (none, or RAG_USE_SERVER
+    is off). The key: RAG_SERVER_KEY, else the first of RAG_API_KEYS (the server's own, where
+    both run in one shell)."""
+    if not settings.use_server:
+        return None
+    url = find_server(settings.index)
+    if url is None:
+        return None
+    key = settings.server_key or next((k.strip() for k in settings.api_keys.split(",") if k.strip()), None)
+    return RemoteChat(url, key, settings.collection)
+
