@@ -54,11 +54,12 @@ def print_table(title: str, rows: dict[str, dict[str, float]], console: Console 
 def index_settings(settings, manifest) -> dict:
     """The settings a figure depends on, as the index recorded them."""
     torch_backend = manifest.embed_backend == "torch"
+    precision = resolve_precision(settings.embed_precision, model=manifest.model) if torch_backend else None
     return {
         "index": str(settings.index),
         "model": manifest.model,
         "embed_backend": manifest.embed_backend,
-        "embed_precision": resolve_precision(settings.embed_precision) if torch_backend else None,
+        "embed_precision": precision,
         "chunk_size": manifest.chunk_size,
         "chunk_overlap": manifest.chunk_overlap,
         "index_factory": manifest.index_factory,

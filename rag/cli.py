@@ -129,6 +129,7 @@ def status(
         "pages": sum(d.pages for d in documents),
         "chunks": snap.n_chunks,
         **{k: v for k, v in snap.manifest.__dict__.items() if k != "extra"},
+        **_precision_status(settings, snap.manifest),
     }
     if as_json:
         sys.stdout.write(json.dumps(info, indent=2) + "\n")
@@ -137,6 +138,25 @@ def status(
     for key, value in info.items():
         table.add_row(key, str(value))
     out.print(table)
+
+
+def _precision_status(settings, manifest) -> dict:
+    """The embedding precision the next ingest or search here uses, and why."""
+    from rag.calibration import cpu_model, recorded
+    from rag.embedding import resolve_precision
+
+    if manifest.embed_backend != "torch":
+        return {}
+    precision = resolve_precision(settings.embed_precision, model=manifest.model)
+    found = recorded(manifest.model) if settings.embed_precision == "auto" else None
+    if settings.embed_precision != "auto":
+        why = "set (RAG_EMBED_PRECISION)"
+    elif found is None:
+        why = "from the CPU's flags: not calibrated on this machine yet (the first embedding does it)"
+    else:
+        speeds = ", ".join(f"{p} {v} texts/s" for p, v in found["texts_per_s"].items())
+        why = f"measured on {cpu_model()} on {found['measured']}: {speeds}"
+    return {"embed_precision": precision, "embed_precision_why": why}
 
 
 @docs_app.command("list")

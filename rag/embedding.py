@@ -43,9 +43,10 @@ class Embedder:
         model: local directory, hub id, or the bundled model's name.
         device: "cpu", "cuda", ...; the GPU when torch sees one, else the CPU.
         batch_size: texts per forward pass; sentence-transformers sorts by length first.
-        precision: "fp32", "bf16" (matrix products in bfloat16, everything else in float32),
-            or "auto": bf16 on CPUs with native bfloat16 (avx512_bf16 or AMX), where it is about
-            twice as fast at a cosine of 0.9999 to fp32, else fp32.
+        precision: "fp32", "bf16" (matrix products in bfloat16, everything else in float32, at
+            a cosine of 0.9999 to fp32), or "auto": on a CPU, the faster of the two as measured
+            on this machine the first time the model is used here (rag.calibration); on a GPU,
+            fp32.
 
     `encode` takes the prompt put before each text ("query: " and "passage: " for the E5
     models): the index records the ones its vectors were made with (Manifest.query_prompt,
@@ -70,13 +71,17 @@ class Embedder:
         self.name = model
         self.batch_size = batch_size
         self.device = device
-        self.precision = resolve_precision(precision, device)
+        self.precision = resolve_precision(precision, device, model)
         path = resolve_model(model)
         try:
             with model_loading:
                 self.model = SentenceTransformer(path, device=device)
         except OSError as err:
             raise ValueError(f"cannot load embedding model {model!r}: {err}") from err
+        if precision == "auto" and device == "cpu":
+            from rag.calibration import calibrated_precision
+
+            self.precision = calibrated_precision(self)
         # what its card says it was trained on: hybrid search does not trust it with other scripts
         self.languages = declared_languages(path)
 
@@ -104,12 +109,18 @@ class Embedder:
         return self.model.tokenizer
 
     def encode(self, texts: list[str], progress: bool = False, prompt: str = "") -> np.ndarray:
+        return self.encode_in(self.precision, texts, progress, prompt)
+
+    def encode_in(
+        self, precision: str, texts: list[str], progress: bool = False, prompt: str = ""
+    ) -> np.ndarray:
+        """`encode` in a given precision (rag.calibration compares them)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         import torch
 
         device_type = "cuda" if self.device.startswith("cuda") else "cpu"
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             vectors = self.model.encode(
                 texts,
                 batch_size=self.batch_size,
@@ -125,13 +136,20 @@ Precision = Literal["auto", "fp32", "bf16"]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
 
-def resolve_precision(precision: str, device: str | None = None) -> str:
-    """The precision "auto" means on `device` (default: the device an Embedder would use)."""
+def resolve_precision(precision: str, device: str | None = None, model: str | None = None) -> str:
+    """The precision "auto" means on `device` (default: the device an Embedder would use): what
+    calibrating `model` here chose, if it was; else bf16 where the CPU has native bfloat16."""
     device = device or default_device()
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision != "auto":
         return precision
+    if device == "cpu" and model is not None:
+        from rag.calibration import recorded
+
+        found = recorded(model)
+        if found is not None:
+            return found["choice"]
     import torch
 
     if device == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):

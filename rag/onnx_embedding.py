@@ -23,7 +23,7 @@ class OnnxEmbedder(Embedder):
     """Embedder whose transformer runs as an int8 ONNX Runtime graph; same interface."""
 
     def __init__(self, model: str, batch_size: int = 64, device: str | None = "cpu"):
-        super().__init__(model, device="cpu", batch_size=batch_size)
+        super().__init__(model, device="cpu", batch_size=batch_size, precision="fp32")  # no calibration
         import onnxruntime as ort
 
         pooling = self._pooling_mode()

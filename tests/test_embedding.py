@@ -1,5 +1,6 @@
-"""Embedding: bf16 precision, and loading models from several threads."""
+"""Embedding: bf16 precision, its calibration, prompts, and loading models from several threads."""
 
+import json
 import threading
 
 import numpy as np
@@ -37,6 +38,34 @@ def test_auto_precision_follows_the_cpus_bfloat16_support(monkeypatch, avx512_bf
     assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
     with pytest.raises(ValueError, match="unknown precision"):
         resolve_precision("fp8", "cpu")
+
+
+def test_auto_precision_is_measured_once_and_remembered(tmp_path, monkeypatch, embedder) -> None:
+    """RAG_EMBED_PRECISION=auto: the faster of fp32 and bf16 as measured here, the figures kept
+    for the next process and shown by `rag status`."""
+    from conftest import rag_cli
+
+    from rag import calibration
+    from rag.calibration import calibrated_precision, recorded
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert recorded(embedder.name) is None
+    choice = calibrated_precision(embedder)
+    found = recorded(embedder.name)
+    assert set(found["texts_per_s"]) == {"fp32", "bf16"} and min(found["texts_per_s"].values()) > 0
+    assert choice == found["choice"] == max(found["texts_per_s"], key=found["texts_per_s"].get)
+
+    monkeypatch.setattr(calibration, "_texts_per_second", lambda *_: pytest.fail("measured twice"))
+    assert calibrated_precision(embedder) == choice
+    assert resolve_precision("auto", "cpu", embedder.name) == choice
+    assert resolve_precision("fp32", "cpu", embedder.name) == "fp32"
+
+    settings = _ingest_one(tmp_path, embedder)
+    done = rag_cli("status", "--index", str(settings.index), "--json",
+                   env={"XDG_CACHE_HOME": str(tmp_path / "cache")}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert status["embed_precision"] == choice and "texts/s" in status["embed_precision_why"]
 
 
 def test_models_loaded_from_two_threads_leave_torch_unpatched() -> None:
@@ -120,7 +149,7 @@ def test_a_models_own_prompts_are_the_default(tmp_path, embedder) -> None:
     config = model / "config_sentence_transformers.json"
     data = json.loads(config.read_text()) if config.exists() else {}
     config.write_text(json.dumps({**data, "prompts": {"query": "query: ", "passage": "passage: "}}))
-    own = Embedder(str(model))
+    own = Embedder(str(model), precision="fp32")  # another model: no calibration for it
     assert own.prompts == {"query": "query: ", "document": "passage: "}
     settings = _ingest_one(tmp_path, own, model=str(model))
     with IndexStore(settings.index).open() as snap:
