@@ -1,7 +1,10 @@
 """Embedded generator throughput: one answer at a time (`stream`, what chat does) against padded
-batches (`generate_batch`, what evaluation runs use), on RAG-sized prompts.
+batches (`generate_batch`, what evaluation runs use), on RAG-sized prompts; with --engines, the
+embedded engines side by side: time to first token with 3 sources of ~200 tokens, tokens/s of
+one stream, and whether their greedy answers are the transformers engine's.
 
     python bench/generate.py [--prompts 16] [--max-tokens 48]
+    python bench/generate.py --engines [--prompts 8] [--max-tokens 96]
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rag.generation import TransformersGenerator, generate  # noqa: E402
+from rag.calibration import cpu_model  # noqa: E402
+from rag.generation import TransformersGenerator, clean, generate  # noqa: E402
 
 PASSAGE = (
     "[{n}] (report_{n}.pdf, page {n})\nThe company's revenue in fiscal {year} was {amount} million dollars, "
@@ -36,11 +40,65 @@ def prompt(i: int) -> list[dict[str, str]]:
     ]
 
 
+def long_prompt(i: int) -> list[dict[str, str]]:
+    """3 sources of about 200 tokens each (the answerer's default: 3 chunks of 200 tokens)."""
+    sources = []
+    for n in (1, 2, 3):
+        lines = [PASSAGE.format(n=n, year=2010 + (i + k) % 12, amount=100 + 7 * i + n + k, pct=3 + n + k)
+                 for k in range(4)]
+        sources.append("\n".join(lines))
+    question = f"What was the revenue in fiscal {2010 + i % 12}?"
+    return [
+        {"role": "system", "content": "Answer from the numbered sources and cite them as [n]."},
+        {"role": "user", "content": "Sources:\n\n" + "\n\n".join(sources) + f"\n\nQuestion: {question}"},
+    ]
+
+
+def engines(prompts: int, max_tokens: int) -> None:
+    from rag.onnx_generation import OnnxGenerator
+
+    candidates = {
+        "transformers fp32": TransformersGenerator(),
+        "onnx fp32": OnnxGenerator(precision="fp32"),
+        "onnx int4": OnnxGenerator(precision="int4"),
+    }
+    chats = [long_prompt(i) for i in range(prompts)]
+    tokens = candidates["transformers fp32"].count_tokens(
+        candidates["transformers fp32"].tokenizer.apply_chat_template(chats[0], tokenize=False))
+    title = f"SmolLM2-135M, {prompts} prompts of ~{tokens} tokens, <= {max_tokens} new; {cpu_model()}"
+    table = Table("engine", "first token s (p50)", "tokens/s, one stream", "answers as transformers'",
+                  title=title)
+    reference: list[str] = []
+    for name, generator in candidates.items():
+        generate(generator, chats[0], 4)  # warm-up
+        firsts, rates, texts = [], [], []
+        for chat in chats:
+            started = time.perf_counter()
+            pieces, first = [], None
+            for piece in generator.stream(chat, max_tokens):
+                first = first or time.perf_counter() - started
+                pieces.append(piece)
+            total = time.perf_counter() - started
+            n = generator.count_tokens("".join(pieces))
+            firsts.append(first)
+            rates.append((n - 1) / (total - first) if n > 1 else 0.0)
+            texts.append(clean("".join(pieces)))
+        reference = reference or texts
+        same = sum(a == b for a, b in zip(texts, reference, strict=True))
+        firsts.sort()
+        table.add_row(name, f"{firsts[len(firsts) // 2]:.2f}", f"{sum(rates) / len(rates):.1f}",
+                      f"{same}/{len(texts)}")
+    Console().print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--engines", action="store_true", help="compare the embedded engines")
     args = parser.parse_args()
+    if args.engines:
+        return engines(args.prompts, args.max_tokens)
     generator = TransformersGenerator()
     prompts = [prompt(i) for i in range(args.prompts)]
     generate(generator, prompts[0], 8)  # warm-up
