@@ -101,15 +101,21 @@ def retrieval(
     chunk_size: ChunkOpt = None,
     embed_backend: BackendOpt = None,
     rerank: RerankOpt = None,
+    corpus_sample: Annotated[
+        int | None,
+        typer.Option(help="Index only the relevant documents and others drawn up to N (a quick check)"),
+    ] = None,
     out: OutOpt = None,
 ) -> None:
     """nDCG@10, Recall@{1,5,10,100} and MRR@10 on a BEIR dataset."""
     from eval.beir import evaluate_beir
 
     modes = _modes(mode)
+    # a sample's cached index is its own: indexing it prunes the rest of the corpus
+    kind = "retrieval" if corpus_sample is None else f"retrieval-sample{corpus_sample}"
     _run(
-        "retrieval", beir, f"{beir.name} {split}",
-        lambda settings: evaluate_beir(beir, split, modes, settings),
+        kind, beir, f"{beir.name} {split}",
+        lambda settings: evaluate_beir(beir, split, modes, settings, corpus_sample=corpus_sample),
         index, out, model=model, chunk_size=chunk_size, embed_backend=embed_backend, reranker=rerank,
     )
 

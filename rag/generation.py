@@ -229,13 +229,7 @@ class TransformersGenerator:
 
 
     def _check_length(self, prompt_length: int, max_tokens: int) -> None:
-        """Refuse a prompt past the context window: the last guard for callers that do not cut
-        theirs (rag.prompt_budget); past the window the model's memory grows without bound."""
-        if prompt_length + max_tokens > self.context_length:
-            raise ValueError(
-                f"prompt of {prompt_length} tokens plus {max_tokens} to generate exceeds the "
-                f"{self.context_length}-token context of {self.name}"
-            )
+        check_length(self, prompt_length, max_tokens)
 
     def _decoding(
         self, max_tokens: int, temperature: float, pad_token_id: int, prompt_length: int, grounding
@@ -247,6 +241,16 @@ class TransformersGenerator:
             rows = [grounding] if isinstance(grounding, str) else grounding
             options["logits_processor"].append(GroundedNumbers(self.tokenizer, rows, prompt_length))
         return options
+
+
+def check_length(generator, prompt_length: int, max_tokens: int) -> None:
+    """Refuse a prompt past the context window: the last guard for callers that do not cut
+    theirs (rag.prompt_budget); past the window the model's memory grows without bound."""
+    if prompt_length + max_tokens > generator.context_length:
+        raise ValueError(
+            f"prompt of {prompt_length} tokens plus {max_tokens} to generate exceeds the "
+            f"{generator.context_length}-token context of {generator.name}"
+        )
 
 
 def _decoding(max_tokens: int, temperature: float, pad_token_id: int, prompt_length: int) -> dict:

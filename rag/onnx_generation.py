@@ -22,7 +22,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, get_args
 
-from rag.generation import DEFAULT_CONTEXT_LENGTH, DEFAULT_GENERATOR, Message, _decoding, clean, hf_model_dir
+from rag.generation import (
+    DEFAULT_CONTEXT_LENGTH,
+    DEFAULT_GENERATOR,
+    Message,
+    _decoding,
+    check_length,
+    clean,
+    hf_model_dir,
+)
 from rag.loading import model_loading
 from rag.paths import cache_dir
 
@@ -140,11 +148,7 @@ class OnnxGenerator:
 
         prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        if len(ids) + max_tokens > self.context_length:
-            raise ValueError(
-                f"prompt of {len(ids)} tokens plus {max_tokens} to generate exceeds the "
-                f"{self.context_length}-token context of {self.name}"
-            )
+        check_length(self, len(ids), max_tokens)
         eos = self.tokenizer.eos_token_id
         processors = _decoding(max_tokens, temperature, eos, len(ids))["logits_processor"]
         if self.grounded and grounding is not None:
