@@ -227,7 +227,9 @@ def reindex(
               f"in {report.seconds:.1f} s; generation {report.generation} in {report.index}", highlight=False)
 
 
-EngineOpt = Annotated[str | None, typer.Option(help="transformers (default, embedded), openai or vllm")]
+EngineOpt = Annotated[
+    str | None, typer.Option(help="onnx (default, embedded), transformers (embedded), openai or vllm")
+]
 
 
 def _also_in(result) -> str:

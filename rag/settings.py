@@ -81,7 +81,8 @@ class Settings(BaseSettings):
     mode: Mode = "hybrid"
 
     # answering (rag.answer, rag.generation, rag.conversation)
-    engine: Engine = "transformers"
+    # onnx by default since measured (bench/RESULTS.md): the transformers engine's answers, 2.4x the tokens/s
+    engine: Engine = "onnx"
     llm_model: str = Field(DEFAULT_GENERATOR, description="generator: bundled name, dir or hub id")
     llm_precision: Literal["fp32", "int4"] = Field("fp32", description="onnx engine: weights' precision")
     llm_adapter: str | None = Field(None, description="LoRA adapter (rag finetune-llm) on the generator")

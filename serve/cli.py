@@ -15,7 +15,7 @@ def serve(
     index: Annotated[Path | None, typer.Option(help="Index directory [env RAG_INDEX]")] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on [default 127.0.0.1]")] = None,
     port: Annotated[int | None, typer.Option(help="Port [default 8000]")] = None,
-    engine: Annotated[str | None, typer.Option(help="onnx, transformers (default), vllm or openai")] = None,
+    engine: Annotated[str | None, typer.Option(help="onnx (default), transformers, vllm or openai")] = None,
     llm_model: Annotated[
         str | None, typer.Option("--llm", help="Generator: bundled name, dir or hub id")
     ] = None,

@@ -83,7 +83,16 @@ def make_corpus(folder: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def generator():
-    """The real bundled SmolLM2-135M-Instruct (converted from its GGUF once, then cached)."""
+    """The real bundled SmolLM2-135M-Instruct in the default engine, onnx (converted from its GGUF
+    and exported once, then cached)."""
+    from rag.onnx_generation import OnnxGenerator
+
+    return OnnxGenerator()
+
+
+@pytest.fixture(scope="session")
+def transformers_generator():
+    """The same model in the transformers engine (adapters; the onnx engine's reference)."""
     from rag.generation import TransformersGenerator
 
     return TransformersGenerator()

@@ -24,15 +24,16 @@ QUESTIONS = [
 
 
 @pytest.fixture(scope="module")
-def onnx_generator() -> OnnxGenerator:
-    return OnnxGenerator()
+def onnx_generator(generator) -> OnnxGenerator:
+    assert isinstance(generator, OnnxGenerator)  # the default engine's, shared with the other tests
+    return generator
 
 
-def test_greedy_answers_are_the_transformers_engines(onnx_generator, generator) -> None:
+def test_greedy_answers_are_the_transformers_engines(onnx_generator, transformers_generator) -> None:
     chats = [build_messages(q, [SOURCE]) for q in QUESTIONS]
     chats.append([{"role": "user", "content": "Name three colours."}])
     for messages in chats:
-        assert generate(onnx_generator, messages, 40) == generate(generator, messages, 40)
+        assert generate(onnx_generator, messages, 40) == generate(transformers_generator, messages, 40)
 
 
 def test_the_stream_is_the_answer_in_pieces(onnx_generator) -> None:
@@ -43,16 +44,16 @@ def test_the_stream_is_the_answer_in_pieces(onnx_generator) -> None:
     assert onnx_generator.generate_batch([messages], 24) == [generate(onnx_generator, messages, 24)]
 
 
-def test_grounded_decoding_is_the_transformers_engines(onnx_generator, generator) -> None:
+def test_grounded_decoding_is_the_transformers_engines(onnx_generator, transformers_generator) -> None:
     chats = [build_messages(q, [SOURCE]) for q in QUESTIONS]
     grounding = [grounding_text(q, [SOURCE]) for q in QUESTIONS]
-    onnx_generator.grounded = generator.grounded = True
+    onnx_generator.grounded = transformers_generator.grounded = True
     try:
         ours = onnx_generator.generate_batch(chats, 40, grounding=grounding)
-        theirs = [clean("".join(generator.stream(m, 40, grounding=g)))
+        theirs = [clean("".join(transformers_generator.stream(m, 40, grounding=g)))
                   for m, g in zip(chats, grounding, strict=True)]
     finally:
-        onnx_generator.grounded = generator.grounded = False
+        onnx_generator.grounded = transformers_generator.grounded = False
     assert ours == theirs
     assert ours != onnx_generator.generate_batch(chats, 40)  # grounding changed something
 
