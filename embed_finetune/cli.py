@@ -77,7 +77,8 @@ def finetune_embed(
     settings = run_guarded(lambda: load_settings(index=index))
     generator, concurrency = None, 1
     if beir is None and qa is None and queries == "llm":
-        from rag.generation import DEFAULT_GENERATOR, load_generator
+        from rag.engines import load_generator
+        from rag.generation import DEFAULT_GENERATOR
 
         generator = run_guarded(
             lambda: load_generator(query_engine, query_model or DEFAULT_GENERATOR, query_url)

@@ -51,7 +51,7 @@ LimitOpt = Annotated[int | None, typer.Option(help="Only the first N questions")
 
 def load_generators(settings: Settings, judge: str | None, judge_model: str | None, judge_url: str | None):
     """(the answering generator, the judge generator or None) for `rag eval qa`."""
-    from rag.generation import load_generator
+    from rag.engines import load_generator
 
     if judge not in (None, "transformers", "openai"):
         raise ValueError(f"unknown judge {judge!r}; choose transformers or openai")

@@ -4,16 +4,21 @@ jieba for Chinese, bigrams for Japanese and Korean."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import bm25s
 import numpy as np
 
 from indexes.words import MULTILINGUAL, tokenize
+
+if TYPE_CHECKING:  # imported where used: bm25s brings numba and scipy (0.6 s)
+    import bm25s
 
 __all__ = ["MULTILINGUAL", "build", "load", "save", "search", "tokenize"]
 
 
 def build(texts: list[str], scheme: str = MULTILINGUAL) -> bm25s.BM25:
+    import bm25s
+
     retriever = bm25s.BM25()
     retriever.index(tokenize(texts, scheme), show_progress=False)
     return retriever
@@ -24,6 +29,8 @@ def save(retriever: bm25s.BM25, directory: Path) -> None:
 
 
 def load(directory: Path) -> bm25s.BM25:
+    import bm25s
+
     return bm25s.BM25.load(str(directory), mmap=False)
 
 

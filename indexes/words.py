@@ -16,9 +16,8 @@ import logging
 import re
 from functools import lru_cache
 
-import bm25s
-import Stemmer
-from bm25s.stopwords import STOPWORDS_EN
+# bm25s (with numba and scipy) is imported where words are made, not here: a command that only
+# talks to a server (rag.remote) would otherwise pay 0.6 s for it
 
 ENGLISH = "english"
 MULTILINGUAL = "multilingual-1"
@@ -34,7 +33,6 @@ _RUNS = re.compile(
     f"(?P<han>[{HAN}]+)|(?P<kana>[{KANA}]+)|(?P<hangul>[{HANGUL}]+)|(?P<other>[^{HAN}{KANA}{HANGUL}]+)"
 )
 _LATIN_WORD = re.compile(r"(?u)\b\w\w+\b")  # bm25s's own token pattern
-_STOPWORDS = frozenset(STOPWORDS_EN)
 # the commonest Chinese function words: jieba keeps them as words, and they match everything
 _STOPWORDS_ZH = frozenset(
     "的 了 是 在 和 与 及 或 也 都 就 而 之 其 这 那 有 为 以 于 被 把 对 从 等".split()
@@ -42,8 +40,17 @@ _STOPWORDS_ZH = frozenset(
 
 
 @lru_cache(maxsize=1)
-def _stemmer() -> Stemmer.Stemmer:
+def _stemmer():
+    import Stemmer
+
     return Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
 
 
 def tokenize(texts: list[str], scheme: str = MULTILINGUAL) -> list[list[str]]:
@@ -51,6 +58,8 @@ def tokenize(texts: list[str], scheme: str = MULTILINGUAL) -> list[list[str]]:
     english = [i for i, t in enumerate(texts) if scheme == ENGLISH or not HAS_CJK.search(t)]
     out: list[list[str]] = [[] for _ in texts]
     if english:
+        import bm25s
+
         words = bm25s.tokenize(
             [texts[i] for i in english], stopwords="en", stemmer=_stemmer(), return_ids=False,
             show_progress=False,
@@ -83,7 +92,7 @@ def _mixed(text: str) -> list[str]:
 
 
 def _latin(text: str) -> list[str]:
-    words = [w for w in _LATIN_WORD.findall(text.lower()) if w not in _STOPWORDS]
+    words = [w for w in _LATIN_WORD.findall(text.lower()) if w not in _stopwords()]
     return _stemmer().stemWords(words)
 
 

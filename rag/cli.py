@@ -322,16 +322,16 @@ def chat(
 def _ask_server(settings, question: str):
     """The answer of a running `rag serve` of the index, or None (none up, or it failed: then the
     question is answered here, as if there were none)."""
-    import openai
+    import httpx
 
-    from rag.remote import open_remote
+    from rag.remote import RemoteError, open_remote
 
     remote = open_remote(settings)
     if remote is None:
         return None
     try:
         return remote.ask(question)
-    except openai.APIError as err:
+    except (RemoteError, httpx.HTTPError) as err:
         out.print(f"rag serve at {remote.url} did not answer ({err}); answering here", style="dim")
         return None
     finally:
@@ -340,7 +340,9 @@ def _ask_server(settings, question: str):
 
 def _chat_through(remote) -> None:
     """`rag chat` against a running server: the server keeps the session."""
-    import openai
+    import httpx
+
+    from rag.remote import RemoteError
 
     session_id = None
     out.print(f"answering through rag serve at {remote.url}; Ctrl-D to quit", style="dim")
@@ -350,7 +352,7 @@ def _chat_through(remote) -> None:
                 turn = remote.turn(question, session_id)
                 for piece in turn:
                     out.print(piece, end="", highlight=False)
-            except openai.APIError as err:
+            except (RemoteError, httpx.HTTPError) as err:
                 out.print(f"rag serve at {remote.url} did not answer: {err}", style="red")
                 continue
             out.print()

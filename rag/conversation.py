@@ -13,7 +13,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from rag.generation import Generator, Message, close_generator, generate
+from rag.engines import close_generator
+from rag.generation import Generator, Message, generate
 from rag.prompt_budget import PER_MESSAGE, fit_prompt, prompt_budget, token_counter
 
 REWRITE_PROMPT = (
@@ -326,7 +327,7 @@ def open_chat(
     """The Chat the settings describe: their index, generator engine and session file (or the
     open `sessions` given)."""
     from rag.answer import Answerer
-    from rag.generation import open_generator
+    from rag.engines import open_generator
     from rag.retrieval import Retriever
 
     retriever = retriever or Retriever(settings.index, reranker=settings.reranker)

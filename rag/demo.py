@@ -12,7 +12,7 @@ from pathlib import Path
 from fpdf import FPDF
 
 from rag.answer import Answer, Answerer
-from rag.generation import close_generator, open_generator
+from rag.engines import close_generator, open_generator
 from rag.ingest import IngestReport, ingest
 from rag.retrieval import Retriever, SearchResult
 from rag.settings import Settings

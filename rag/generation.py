@@ -6,6 +6,8 @@ Backends:
                 directory or hub id; merges LoRA adapters.
   onnx          the same model and decoding on ONNX Runtime GenAI (rag.onnx_generation), faster a
                 token; a run with an adapter falls back to transformers.
+
+rag.engines picks one by name (load_generator, open_generator).
   openai        any OpenAI-compatible server (vLLM, llama.cpp, OpenAI itself).
 
 `rag.vllm_server` starts vLLM and hands back an `openai` generator pointed at it.
@@ -16,14 +18,13 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
-import logging
 import os
 import re
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal, Protocol, get_args
+from typing import Protocol
 
 from rag.loading import default_device, model_loading
 from rag.paths import cache_dir
@@ -324,75 +325,3 @@ def load_adapter(model, adapter: str):
     if not (Path(adapter) / "adapter_config.json").is_file():
         raise ValueError(f"{adapter} is not a LoRA adapter directory (no adapter_config.json)")
     return PeftModel.from_pretrained(model, adapter).merge_and_unload().eval()
-
-
-Engine = Literal["onnx", "transformers", "openai", "vllm"]
-ENGINES: tuple[Engine, ...] = get_args(Engine)
-
-
-def load_generator(
-    engine: str = "transformers",
-    model: str = DEFAULT_GENERATOR,
-    base_url: str | None = None,
-    api_key: str | None = None,
-    adapter: str | None = None,
-    vllm_python: str | None = None,
-    vllm_log: Path | None = None,
-    grounded: bool = False,
-    precision: str = "fp32",
-) -> Generator:
-    """The generator for an engine: the one place an engine is chosen (CLI, server, evals).
-
-    transformers runs in-process and merges an `adapter` in; onnx runs in-process on ONNX
-    Runtime GenAI in `precision` (transformers instead where there is an adapter or no
-    onnxruntime-genai); openai talks to a running server at
-    `base_url`; vllm talks to a running vLLM at `base_url`, or, without one, starts vLLM from
-    `vllm_python` (rag.vllm_server) serving the model and the adapter; `close()` on the returned
-    generator stops it. `grounded`: the embedded engine decodes numbers from the sources only
-    (rag.grounded_decoding); the other engines leave it to the claim check.
-    """
-    if engine == "onnx":
-        from rag import onnx_generation
-
-        if adapter is None and onnx_generation.available():
-            return onnx_generation.OnnxGenerator(model, precision, grounded=grounded)
-        why = "a LoRA adapter" if adapter else "no onnxruntime-genai installed"
-        logging.getLogger(__name__).info("onnx engine: %s, so transformers generates", why)
-        engine = "transformers"
-    if engine == "transformers":
-        return TransformersGenerator(model, adapter=adapter, grounded=grounded)
-    if engine == "openai" or (engine == "vllm" and base_url):
-        if not base_url:
-            raise ValueError(f"the {engine} engine needs a base URL (RAG_LLM_BASE_URL)")
-        return OpenAIGenerator(base_url, model, api_key)
-    if engine == "vllm":
-        from rag.vllm_server import VLLMServer
-
-        try:
-            server = VLLMServer(model, hf_model_dir(model), vllm_python, log=vllm_log, adapter=adapter)
-        except (RuntimeError, TimeoutError) as err:
-            raise ValueError(f"vLLM did not start: {err}") from None
-        return OpenAIGenerator(server.base_url, server.served_name, server=server)
-    raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
-
-
-def open_generator(settings, vllm_log: Path | None = None) -> Generator:
-    """The generator rag.settings.Settings describe (engine, llm_model, adapter, URLs, grounding)."""
-    return load_generator(
-        settings.engine,
-        settings.llm_model,
-        settings.llm_base_url,
-        settings.llm_api_key,
-        settings.llm_adapter,
-        settings.vllm_python,
-        vllm_log,
-        settings.grounded_decoding,
-        settings.llm_precision,
-    )
-
-
-def close_generator(generator: Generator) -> None:
-    """Release what a generator holds beyond memory (a vLLM child process)."""
-    close = getattr(generator, "close", None)
-    if close is not None:
-        close()

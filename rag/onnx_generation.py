@@ -6,7 +6,7 @@ onnxruntime-genai's model builder and cached (`~/.cache/ragstack/onnx-genai`). T
 is ours, not the runtime's: each step's logits go through the transformers engine's own logits
 processors (the repetition penalty that ignores the prompt, grounded numbers), so greedy answers
 are the transformers engine's (bench/RESULTS.md: the same text on every prompt checked, in
-fp32). A LoRA adapter is merged by the transformers engine only (rag.generation.load_generator
+fp32). A LoRA adapter is merged by the transformers engine only (rag.engines.load_generator
 falls back to it).
 """
 

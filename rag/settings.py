@@ -24,7 +24,8 @@ from rag.document_context import HEADER_SCHEME, HeaderScheme
 from rag.documents import Extractor
 from rag.embedders import Backend
 from rag.embedding import DEFAULT_MODEL, Precision
-from rag.generation import DEFAULT_GENERATOR, Engine
+from rag.engines import Engine
+from rag.generation import DEFAULT_GENERATOR
 from rag.paths import data_dir
 from rag.retrieval import Mode
 

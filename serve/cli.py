@@ -33,7 +33,7 @@ def serve(
     """Serve the index over HTTP: OpenAI-compatible chat, search, documents, sessions."""
     import uvicorn
 
-    from rag.generation import close_generator, open_generator
+    from rag.engines import close_generator, open_generator
     from rag.remote import announce, withdraw
     from rag.terminal import fail, out, run_guarded
     from serve.app import create_app

@@ -16,7 +16,8 @@ from indexes import DocumentRecord, IndexStore
 from rag.conversation import Chat, SessionStore, open_chat
 from rag.embedders import load_embedder
 from rag.embedding import Embedder
-from rag.generation import Generator, open_generator
+from rag.engines import open_generator
+from rag.generation import Generator
 from rag.ingest import IngestReport, ingest, remove_documents
 from rag.retrieval import Retriever
 from rag.settings import Settings

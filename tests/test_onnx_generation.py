@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from rag.answer import build_messages, grounding_text
-from rag.generation import clean, generate, load_generator
+from rag.engines import load_generator
+from rag.generation import clean, generate
 from rag.onnx_generation import OnnxGenerator
 from rag.retrieval import SearchResult
 
