@@ -82,8 +82,8 @@ class RemoteTurn:
             if choice is None:
                 continue
             if choice.get("finish_reason"):
-                extras = chunk
-                break
+                extras = chunk  # the last chunk: ragstack's fields; the stream ends after it
+                continue
             content = (choice.get("delta") or {}).get("content")
             if content:
                 if held is not None:
