@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,7 @@ from rag.paths import cache_dir
 # faster still but writes other answers (bench/RESULTS.md)
 Precision = Literal["fp32", "int4"]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+_END = object()  # the worker's last item in a stream's queue
 
 
 def available() -> bool:
@@ -118,18 +120,40 @@ class OnnxGenerator:
         temperature: float = 0.0,
         grounding: str | None = None,
     ) -> Iterator[str]:
-        """The reply piece by piece; with `grounding`, numbers only as that text writes them."""
-        tokens: list[int] = []
-        shown = ""
-        with self._lock:
-            for token in self._tokens(messages, max_tokens, temperature, grounding):
-                tokens.append(token)
-                text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-                if text.endswith("\ufffd"):  # half of a character that spans tokens
-                    continue
-                if len(text) > len(shown):
-                    yield text[len(shown) :]
-                    shown = text
+        """The reply piece by piece; with `grounding`, numbers only as that text writes them.
+
+        Generated in a worker thread that holds the lock, as in the transformers engine: a client
+        that goes away mid-stream (the page's Stop) leaves this generator suspended, and a lock
+        held across its `yield` would block every later request until it is collected."""
+        pieces: queue.Queue = queue.Queue()
+        stop = threading.Event()
+
+        def run() -> None:
+            try:
+                with self._lock:
+                    tokens: list[int] = []
+                    shown = ""
+                    for token in self._tokens(messages, max_tokens, temperature, grounding):
+                        if stop.is_set():
+                            break
+                        tokens.append(token)
+                        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+                        if not text.endswith("\ufffd") and len(text) > len(shown):  # not half a character
+                            pieces.put(text[len(shown) :])
+                            shown = text
+            except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
+                pieces.put(err)
+            finally:
+                pieces.put(_END)
+
+        threading.Thread(target=run, daemon=True).start()
+        try:
+            while (item := pieces.get()) is not _END:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()  # a consumer that stops early stops the worker at its next token
 
     def generate_batch(
         self,

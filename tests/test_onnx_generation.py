@@ -71,3 +71,21 @@ def test_an_adapter_is_left_to_the_transformers_engine(tmp_path) -> None:
     which reads the adapter (here: refuses a folder that is none)."""
     with pytest.raises(ValueError, match="not a LoRA adapter directory"):
         load_generator("onnx", adapter=str(tmp_path))
+
+
+def test_a_stream_left_unfinished_does_not_block_the_next(onnx_generator) -> None:
+    """A client that goes away mid-stream leaves its stream suspended, never closed: the next
+    request must still be answered (the lock was once held across the stream's yield)."""
+    import threading
+
+    messages = build_messages(QUESTIONS[0], [SOURCE])
+    left = onnx_generator.stream(messages, 24)
+    assert next(left)  # one piece read, then abandoned (a reference kept: not collected)
+    replies: list[str] = []
+    worker = threading.Thread(
+        target=lambda: replies.append(generate(onnx_generator, messages, 8)), daemon=True
+    )
+    worker.start()
+    worker.join(60)
+    assert replies and replies[0], "the next request waited on the abandoned stream"
+    del left
