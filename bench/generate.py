@@ -41,7 +41,10 @@ def prompt(i: int) -> list[dict[str, str]]:
 
 
 def long_prompt(i: int) -> list[dict[str, str]]:
-    """3 sources of about 200 tokens each (the answerer's default: 3 chunks of 200 tokens)."""
+    """3 sources of about 200 tokens each (the answerer's default: 3 chunks of 200 tokens), under
+    the answerer's own system prompt."""
+    from rag.answer import SYSTEM_PROMPT
+
     sources = []
     for n in (1, 2, 3):
         lines = [PASSAGE.format(n=n, year=2010 + (i + k) % 12, amount=100 + 7 * i + n + k, pct=3 + n + k)
@@ -49,7 +52,7 @@ def long_prompt(i: int) -> list[dict[str, str]]:
         sources.append("\n".join(lines))
     question = f"What was the revenue in fiscal {2010 + i % 12}?"
     return [
-        {"role": "system", "content": "Answer from the numbered sources and cite them as [n]."},
+        {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": "Sources:\n\n" + "\n\n".join(sources) + f"\n\nQuestion: {question}"},
     ]
 
@@ -59,6 +62,7 @@ def engines(prompts: int, max_tokens: int) -> None:
 
     candidates = {
         "transformers fp32": TransformersGenerator(),
+        "onnx fp32, nothing reused": OnnxGenerator(precision="fp32"),
         "onnx fp32": OnnxGenerator(precision="fp32"),
         "onnx int4": OnnxGenerator(precision="int4"),
     }
@@ -67,12 +71,14 @@ def engines(prompts: int, max_tokens: int) -> None:
         candidates["transformers fp32"].tokenizer.apply_chat_template(chats[0], tokenize=False))
     title = f"SmolLM2-135M, {prompts} prompts of ~{tokens} tokens, <= {max_tokens} new; {cpu_model()}"
     table = Table("engine", "first token s (p50)", "tokens/s, one stream", "answers as transformers'",
-                  title=title)
+                  "prompt tokens reused (mean)", title=title)
     reference: list[str] = []
     for name, generator in candidates.items():
         generate(generator, chats[0], 4)  # warm-up
-        firsts, rates, texts = [], [], []
+        firsts, rates, texts, reused = [], [], [], []
         for chat in chats:
+            if "nothing reused" in name:
+                generator._kept = None  # the onnx engine before it kept its generator
             started = time.perf_counter()
             pieces, first = [], None
             for piece in generator.stream(chat, max_tokens):
@@ -83,11 +89,12 @@ def engines(prompts: int, max_tokens: int) -> None:
             firsts.append(first)
             rates.append((n - 1) / (total - first) if n > 1 else 0.0)
             texts.append(clean("".join(pieces)))
+            reused.append(getattr(generator, "reused_tokens", 0))
         reference = reference or texts
         same = sum(a == b for a, b in zip(texts, reference, strict=True))
         firsts.sort()
         table.add_row(name, f"{firsts[len(firsts) // 2]:.2f}", f"{sum(rates) / len(rates):.1f}",
-                      f"{same}/{len(texts)}")
+                      f"{same}/{len(texts)}", f"{sum(reused) / len(reused):.0f}")
     Console().print(table)
 
 

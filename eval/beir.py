@@ -37,7 +37,7 @@ def evaluate_beir(
     started = time.perf_counter()
     ingest_report = index_corpus(directory.name, corpus, settings, progress=progress)
     ingest_seconds = time.perf_counter() - started
-    retriever = Retriever(settings.index, reranker=settings.reranker)
+    retriever = Retriever.from_settings(settings)
     query_ids = list(queries)
     figures, per_query, timings = {}, {}, {}
     for mode in modes:

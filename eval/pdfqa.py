@@ -25,7 +25,7 @@ def evaluate_pdfqa(
     started = time.perf_counter()
     questions, report = load_and_index(Path(qa_file), Path(pdfs), settings, progress)
     ingest_seconds = time.perf_counter() - started
-    retriever = Retriever(settings.index, reranker=settings.reranker)
+    retriever = Retriever.from_settings(settings)
     snapshot = retriever.snapshot()
     indexed = {d.name for d in snapshot.documents()}
 

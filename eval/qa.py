@@ -83,7 +83,7 @@ def score_questions(
     A question: {"id", "question", "references": [answers], "evidence": [{"doc", "page"}]}.
     With a `judge`, ragas's LLM-judged metrics are added (eval.judge).
     """
-    retriever = Retriever(settings.index, reranker=settings.reranker)
+    retriever = Retriever.from_settings(settings)
     snapshot = retriever.snapshot()
     results = retriever.search_batch([q["question"] for q in questions], k=10, mode=settings.mode)
     rankings = {q["id"]: [r.chunk_id for r in hits] for q, hits in zip(questions, results, strict=True)}

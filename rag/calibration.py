@@ -5,6 +5,11 @@ avx512_bf16 but no AMX, bf16 autocast was still 1.5x slower than fp32 (bench/RES
 `RAG_EMBED_PRECISION=auto` encodes a few batches of chunk-sized texts in each precision the first
 time a model is used on a machine, keeps the faster, and remembers the figures
 (`~/.cache/ragstack/calibration/embedding.json`), which `rag status` shows.
+
+Queries are measured apart (`RAG_QUERY_BACKEND=auto`): one short text at a time, where torch's
+per-call overhead dominates and the int8 ONNX graph was 4-6x faster (bench/RESULTS.md). A query
+embedder other than the one that made the index's vectors is a candidate only if its vectors
+agree with that one's (mean cosine >= AGREEMENT on sample queries, measured in the same run).
 """
 
 from __future__ import annotations
@@ -21,6 +26,18 @@ CANDIDATES = ("fp32", "bf16")
 BATCH = 8
 BUDGET_S = 0.6  # per candidate: a second or two for the whole calibration
 MAX_TEXTS = 64
+AGREEMENT = 0.99  # int8 queries over fp32 vectors: 0.9935 mean, SciFact nDCG@10 hybrid -0.0003
+QUERY_BACKENDS = ("torch", "onnx-int8")
+_QUERIES = [
+    "what was the capital expenditure in fiscal 2018",
+    "how do glaciers carve valleys",
+    "which segment drove revenue growth",
+    "when did the board approve the dividend",
+    "effect of energy prices on operating costs",
+    "who leads the company",
+    "how many employees at year end",
+    "what does the function return when the list is empty",
+]
 _WORDS = (
     "the quarterly revenue grew while operating costs fell and the board approved a dividend "
     "glaciers carve valleys as rivers of ice move downhill under their own weight each winter "
@@ -43,18 +60,59 @@ def calibration_file() -> Path:
     return cache_dir("calibration") / "embedding.json"
 
 
-def _key(model: str) -> str:
+def _key(model: str, what: str = "documents") -> str:
     import torch
 
-    return f"{cpu_model()} | {os.cpu_count()} cores | torch {torch.__version__} | {model}"
+    key = f"{cpu_model()} | {os.cpu_count()} cores | torch {torch.__version__} | {model}"
+    return key if what == "documents" else f"{key} | {what}"
 
 
-def recorded(model: str) -> dict | None:
-    """What calibrating `model` on this machine found: choice, texts/s per precision, date."""
+def recorded(model: str, what: str = "documents") -> dict | None:
+    """What calibrating `model` on this machine found: choice, speeds, date. `what`: "documents"
+    (the precision of chunk embedding) or "queries" (the query embedder over torch vectors)."""
     try:
-        return json.loads(calibration_file().read_text()).get(_key(model))
+        return json.loads(calibration_file().read_text()).get(_key(model, what))
     except (OSError, ValueError):
         return None
+
+
+def query_backend(model: str, index_backend: str, asked: str = "auto") -> str:
+    """The query embedder for an index whose vectors `index_backend` made: `asked` unless it is
+    "auto"; the index's own for int8 vectors; else the fastest that agrees with torch's vectors,
+    measured now or before."""
+    if asked != "auto":
+        return asked
+    if index_backend != "torch":
+        return index_backend
+    found = recorded(model, "queries")
+    if found is not None and found.get("choice") in QUERY_BACKENDS:
+        return found["choice"]
+    from rag.embedders import load_embedder
+
+    try:
+        candidates = {backend: load_embedder(model, backend, precision="fp32") for backend in QUERY_BACKENDS}
+    except ValueError:  # no onnxruntime, or a model the ONNX path cannot pool
+        return "torch"
+    reference = candidates["torch"].encode(_QUERIES)
+    agreement = {b: float((e.encode(_QUERIES) * reference).sum(1).mean()) for b, e in candidates.items()}
+    speeds = {b: _ms_per_query(e) for b, e in candidates.items()}
+    eligible = [b for b in QUERY_BACKENDS if b == index_backend or agreement[b] >= AGREEMENT]
+    choice = min(eligible, key=speeds.get)
+    _remember(_key(model, "queries"), {
+        "choice": choice, "ms_per_query": speeds,
+        "agreement": {b: round(a, 5) for b, a in agreement.items()}, "measured": str(date.today()),
+    })
+    return choice
+
+
+def _ms_per_query(embedder) -> float:
+    """One query at a time, as a search embeds it, until BUDGET_S has passed."""
+    embedder.encode(_QUERIES[:2])  # warm-up
+    done, start = 0, time.perf_counter()
+    while done < len(_QUERIES) or (time.perf_counter() - start < BUDGET_S and done < MAX_TEXTS):
+        embedder.encode([_QUERIES[done % len(_QUERIES)]])
+        done += 1
+    return round(1000 * (time.perf_counter() - start) / done, 2)
 
 
 def calibrated_precision(embedder) -> str:
@@ -64,7 +122,7 @@ def calibrated_precision(embedder) -> str:
         return found["choice"]
     speeds = {precision: _texts_per_second(embedder, precision) for precision in CANDIDATES}
     choice = max(speeds, key=speeds.get)
-    _remember(embedder.name, {"choice": choice, "texts_per_s": speeds, "measured": str(date.today())})
+    _remember(_key(embedder.name), {"choice": choice, "texts_per_s": speeds, "measured": str(date.today())})
     return choice
 
 
@@ -80,14 +138,14 @@ def _texts_per_second(embedder, precision: str) -> float:
     return round(done / (time.perf_counter() - start), 1)
 
 
-def _remember(model: str, result: dict) -> None:
+def _remember(key: str, result: dict) -> None:
     path = calibration_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         everything = json.loads(path.read_text())
     except (OSError, ValueError):
         everything = {}
-    everything[_key(model)] = result
+    everything[key] = result
     partial = path.with_name(f".{path.name}.{os.getpid()}")
     partial.write_text(json.dumps(everything, indent=2) + "\n")
     os.replace(partial, path)

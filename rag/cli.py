@@ -96,7 +96,7 @@ def search(
             reranker=rerank,
         )
     )
-    retriever = run_guarded(lambda: Retriever(settings.index, reranker=settings.reranker))
+    retriever = run_guarded(lambda: Retriever.from_settings(settings))
     results = run_guarded(
         lambda: retriever.search(
             query, settings.top_k, settings.mode, docs=doc or None, collapse=settings.collapse_duplicates
@@ -146,7 +146,7 @@ def _precision_status(settings, manifest) -> dict:
     from rag.embedding import resolve_precision
 
     if manifest.embed_backend != "torch":
-        return {}
+        return _query_status(settings, manifest)
     precision = resolve_precision(settings.embed_precision, model=manifest.model)
     found = recorded(manifest.model) if settings.embed_precision == "auto" else None
     if settings.embed_precision != "auto":
@@ -156,7 +156,27 @@ def _precision_status(settings, manifest) -> dict:
     else:
         speeds = ", ".join(f"{p} {v} texts/s" for p, v in found["texts_per_s"].items())
         why = f"measured on {cpu_model()} on {found['measured']}: {speeds}"
-    return {"embed_precision": precision, "embed_precision_why": why}
+    return {"embed_precision": precision, "embed_precision_why": why, **_query_status(settings, manifest)}
+
+
+def _query_status(settings, manifest) -> dict:
+    """The query embedder searches here use, and why."""
+    from rag.calibration import cpu_model, recorded
+
+    found = recorded(manifest.model, "queries")
+    if settings.query_backend != "auto":
+        backend, why = settings.query_backend, "set (RAG_QUERY_BACKEND)"
+    elif manifest.embed_backend != "torch":
+        backend, why = manifest.embed_backend, "the index's own: its vectors are int8 ONNX ones"
+    elif found is None:
+        backend, why = "auto", "not measured on this machine yet (the first search does it)"
+    else:
+        speeds = ", ".join(f"{b} {ms} ms" for b, ms in found["ms_per_query"].items())
+        agree = ", ".join(f"{b} {a}" for b, a in found["agreement"].items())
+        backend = found["choice"]
+        why = (f"measured on {cpu_model()} on {found['measured']}: {speeds} a query; "
+               f"mean cosine to the index's kind of vectors: {agree}")
+    return {"query_backend": backend, "query_backend_why": why}
 
 
 @docs_app.command("list")

@@ -330,7 +330,7 @@ def open_chat(
     from rag.engines import open_generator
     from rag.retrieval import Retriever
 
-    retriever = retriever or Retriever(settings.index, reranker=settings.reranker)
+    retriever = retriever or Retriever.from_settings(settings)
     generator = generator or open_generator(settings)
     answerer = Answerer.from_settings(retriever, generator, settings)
     return Chat(answerer, sessions or SessionStore(settings.sessions))

@@ -65,7 +65,7 @@ def run_demo(
         render_pdf(text, pdfs / f"{name}.pdf")
     settings = Settings(index=workdir / "index")
     report = ingest([pdfs], settings)
-    retriever = Retriever(settings.index)
+    retriever = Retriever.from_settings(settings)
     results = retriever.search(question, k=3)
     generator = open_generator(settings)
     try:

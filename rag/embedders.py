@@ -1,5 +1,6 @@
-"""The embedding backends and the one function that picks one: sentence-transformers on torch
-(the default) or an int8 ONNX Runtime graph (rag.onnx_embedding)."""
+"""The embedding backends and the functions that pick one: sentence-transformers on torch (the
+default for documents) or an int8 ONNX Runtime graph (rag.onnx_embedding); for queries, the
+fastest that agrees with the index's vectors (rag.calibration.query_backend)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,17 @@ def load_embedder(
             raise ValueError("the onnx-int8 backend needs: pip install 'ragstack[onnx]'") from err
         return OnnxEmbedder(model, batch_size=batch_size)
     raise ValueError(f"unknown embedding backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+QueryBackend = Literal["auto", "torch", "onnx-int8"]
+QUERY_BACKENDS: tuple[QueryBackend, ...] = get_args(QueryBackend)
+
+
+def load_query_embedder(model: str, index_backend: str, asked: str = "auto") -> Embedder:
+    """The embedder for the queries of an index whose vectors `index_backend` made: `asked`, or
+    with "auto" the fastest compatible one as measured on this machine."""
+    from rag.calibration import query_backend
+
+    if asked not in QUERY_BACKENDS:
+        raise ValueError(f"unknown query backend {asked!r}; choose one of {', '.join(QUERY_BACKENDS)}")
+    return load_embedder(model, query_backend(model, index_backend, asked))

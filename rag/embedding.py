@@ -53,6 +53,8 @@ class Embedder:
     document_prompt), so the caller passes them; `prompts` are the model's own defaults.
     """
 
+    backend = "torch"  # what made its vectors: an index never mixes two (Manifest.embed_backend)
+
     def __init__(
         self,
         model: str = DEFAULT_MODEL,

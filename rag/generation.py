@@ -254,6 +254,9 @@ def check_length(generator, prompt_length: int, max_tokens: int) -> None:
         )
 
 
+REPETITION_PENALTY = 1.2  # what keeps a 135M model from looping on a phrase
+
+
 def _decoding(max_tokens: int, temperature: float, pad_token_id: int, prompt_length: int) -> dict:
     """generate() options shared by streaming and batches.
 
@@ -263,7 +266,7 @@ def _decoding(max_tokens: int, temperature: float, pad_token_id: int, prompt_len
     """
     from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
 
-    penalty = RepetitionPenaltyLogitsProcessor(1.2, prompt_ignore_length=prompt_length)
+    penalty = RepetitionPenaltyLogitsProcessor(REPETITION_PENALTY, prompt_ignore_length=prompt_length)
     options = {
         "max_new_tokens": max_tokens,
         "logits_processor": LogitsProcessorList([penalty]),

@@ -419,6 +419,8 @@ class _Embed:
             for c in d.chunks
             if c.text_hash not in self.known
         }
+        if self.embedder is not None and self.embedder.backend != self.manifest.embed_backend:
+            self.embedder = None  # a caller's query embedder (int8) must not write torch vectors
         if new and self.embedder is None:
             with self.timer("load model"):
                 self.embedder = load_embedder(

@@ -22,6 +22,8 @@ from rag.paths import cache_dir
 class OnnxEmbedder(Embedder):
     """Embedder whose transformer runs as an int8 ONNX Runtime graph; same interface."""
 
+    backend = "onnx-int8"
+
     def __init__(self, model: str, batch_size: int = 64, device: str | None = "cpu"):
         super().__init__(model, device="cpu", batch_size=batch_size, precision="fp32")  # no calibration
         import onnxruntime as ort

@@ -27,8 +27,8 @@ from typing import Literal, get_args
 from rag.generation import (
     DEFAULT_CONTEXT_LENGTH,
     DEFAULT_GENERATOR,
+    REPETITION_PENALTY,
     Message,
-    _decoding,
     check_length,
     clean,
     hf_model_dir,
@@ -41,6 +41,9 @@ from rag.paths import cache_dir
 Precision = Literal["fp32", "int4"]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 _END = object()  # the worker's last item in a stream's queue
+# the kept generator's window: its keys and values are allocated whole (46 KB a token for
+# SmolLM2-135M, ~190 MB); longer prompts get a generator of their own
+KEPT_LENGTH = 4096
 
 
 def available() -> bool:
@@ -109,6 +112,10 @@ class OnnxGenerator:
         self.model = og.Model(config)
         self.context_length = getattr(hf_config, "max_position_embeddings", None) or DEFAULT_CONTEXT_LENGTH
         self._lock = threading.Lock()  # one generation at a time, as in the transformers engine
+        # one generator kept between requests, with the tokens whose keys and values it holds: a
+        # new prompt is computed from where it stops sharing them (the system prompt at least)
+        self._kept: tuple[object, list[int]] | None = None
+        self.reused_tokens = 0  # of the last prompt, read from the kept generator
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -173,14 +180,14 @@ class OnnxGenerator:
         self, messages: list[Message], max_tokens: int, temperature: float, grounding: str | None
     ) -> Iterator[int]:
         import numpy as np
-        import onnxruntime_genai as og
-        import torch
 
         prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         check_length(self, len(ids), max_tokens)
         eos = self.tokenizer.eos_token_id
-        processors = _decoding(max_tokens, temperature, eos, len(ids))["logits_processor"]
+        # the transformers engine's processors cost ~11 ms a token in torch here (a third of a
+        # token's time); its repetition penalty, the one every answer uses, is done in numpy
+        processors = []
         if self.grounded and grounding is not None:
             from rag.grounded_decoding import GroundedNumbers
 
@@ -189,19 +196,81 @@ class OnnxGenerator:
             from transformers import TemperatureLogitsWarper, TopPLogitsWarper
 
             processors += [TemperatureLogitsWarper(temperature), TopPLogitsWarper(0.95)]
-        params = og.GeneratorParams(self.model)
-        params.set_search_options(max_length=len(ids) + max_tokens + 1)
-        generator = og.Generator(self.model, params)
-        generator.append_tokens(np.array([ids], dtype=np.int32))
-        sequence = torch.tensor([ids])
+        generator, held = self._generator_for(ids, max_tokens)
+        reply: list[int] = []
         for _ in range(max_tokens):
-            scores = processors(sequence, torch.from_numpy(np.array(generator.get_logits())).reshape(1, -1))
+            scores = np.array(generator.get_logits(), dtype=np.float32).reshape(-1)
+            penalise_repeats(scores, reply)
+            if processors:
+                scores = _through(processors, ids + reply, scores)
             if temperature > 0:
-                token = int(torch.multinomial(torch.softmax(scores, -1), 1))
+                weights = np.exp(scores - scores.max())
+                token = int(np.random.default_rng().choice(len(scores), p=weights / weights.sum()))
             else:
-                token = int(scores.argmax(-1))
+                token = int(scores.argmax())
             if token == eos:
                 return
             yield token
-            sequence = torch.cat([sequence, torch.tensor([[token]])], 1)
-            generator.append_tokens(np.array([[token]], dtype=np.int32))
+            reply.append(token)
+            try:
+                generator.append_tokens(np.array([[token]], dtype=np.int32))
+            except BaseException:
+                self._kept = None  # what it holds is no longer known
+                raise
+            held.append(token)
+
+    def _generator_for(self, ids: list[int], max_tokens: int):
+        """A generator that has read `ids`, and the list of the tokens it holds (kept in step by
+        the caller). Prompts that fit KEPT_LENGTH reuse the kept generator: rewound to the prefix
+        it shares with `ids` (the chat template and system prompt, ~100 tokens; a whole earlier
+        turn), only the rest is computed. Rewinding gives the same logits as a fresh start."""
+        import numpy as np
+        import onnxruntime_genai as og
+
+        if len(ids) + max_tokens + 1 > KEPT_LENGTH:
+            params = og.GeneratorParams(self.model)
+            params.set_search_options(max_length=len(ids) + max_tokens + 1)
+            generator = og.Generator(self.model, params)
+            generator.append_tokens(np.array([ids], dtype=np.int32))
+            self.reused_tokens = 0
+            return generator, list(ids)
+        generator, held = self._kept or (None, [])
+        self._kept = None  # until it has read the prompt: an error half-way leaves nothing stale
+        shared = 0
+        for kept_token, token in zip(held, ids[:-1], strict=False):  # one left to read, for logits
+            if kept_token != token:
+                break
+            shared += 1
+        if generator is None or shared == 0:
+            params = og.GeneratorParams(self.model)
+            params.set_search_options(max_length=KEPT_LENGTH)
+            generator, shared = og.Generator(self.model, params), 0
+        else:
+            generator.rewind_to(shared)
+        self.reused_tokens = shared
+        generator.append_tokens(np.array([ids[shared:]], dtype=np.int32))
+        held = list(ids)
+        self._kept = (generator, held)
+        return generator, held
+
+
+def penalise_repeats(scores, reply: list[int], penalty: float = REPETITION_PENALTY) -> None:
+    """transformers' RepetitionPenaltyLogitsProcessor over the reply's tokens, in place and in
+    the same float32 arithmetic (so greedy answers are the transformers engine's)."""
+    if reply:
+        import numpy as np
+
+        seen = np.fromiter(set(reply), dtype=np.int64)
+        picked = scores[seen]
+        scores[seen] = np.where(picked < 0, picked * np.float32(penalty), picked / np.float32(penalty))
+
+
+def _through(processors, sequence: list[int], scores):
+    """Scores through transformers logits processors (grounded numbers, sampling warpers)."""
+    import numpy as np
+    import torch
+
+    out = torch.from_numpy(scores).reshape(1, -1)
+    for processor in processors:
+        out = processor(torch.tensor([sequence]), out)
+    return out.reshape(-1).numpy().astype(np.float32, copy=False)

@@ -15,7 +15,7 @@ import numpy as np
 
 from indexes import Chunk, IndexStore, Snapshot, Span, bm25, contextual_text, dense
 from rag.duplicates import collapse_duplicates
-from rag.embedders import load_embedder
+from rag.embedders import load_query_embedder
 from rag.embedding import Embedder
 from rag.language import model_reads
 from rag.reranker import RERANK_DEPTH, Reranker, load_reranker
@@ -47,6 +47,8 @@ class Retriever:
             (rag.routing: BM25 over the document headers).
         reranker: a cross-encoder (or its name) that re-scores the first `RERANK_DEPTH`
             results of any mode; None: no reranking.
+        query_backend: what embeds queries when `embedder` is omitted: "auto" (the fastest
+            that agrees with the index's vectors, rag.calibration), "torch" or "onnx-int8".
 
     Example:
         >>> retriever = Retriever("~/.local/share/ragstack/index")
@@ -59,6 +61,7 @@ class Retriever:
         embedder: Embedder | None = None,
         route: bool = True,
         reranker: Reranker | str | None = None,
+        query_backend: str = "auto",
     ):
         self.route = route  # hybrid search adds the chunks of the documents a query names
         self._router: tuple[str | None, DocumentRouter | None] = (None, None)
@@ -68,13 +71,19 @@ class Retriever:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bm25")
         self._snapshot: Snapshot = self.store.open()
         manifest = self._snapshot.manifest
-        self.embedder = embedder or load_embedder(manifest.model, manifest.embed_backend)
+        self.query_backend = query_backend
+        self.embedder = embedder or load_query_embedder(manifest.model, manifest.embed_backend, query_backend)
         if self.embedder.name != self._snapshot.manifest.model:
             raise ValueError(
                 f"index was built with {self._snapshot.manifest.model!r}, "
                 f"not {self.embedder.name!r}"
             )
         self.reranker = load_reranker(reranker)
+
+    @classmethod
+    def from_settings(cls, settings) -> Retriever:
+        """The retriever of `settings.index` with its reranker and query backend."""
+        return cls(settings.index, reranker=settings.reranker, query_backend=settings.query_backend)
 
     def snapshot(self) -> Snapshot:
         """The current generation, reopened when a writer has published a newer one."""
@@ -91,7 +100,9 @@ class Retriever:
                 if (manifest.model, manifest.embed_backend) != (
                     self._snapshot.manifest.model, self._snapshot.manifest.embed_backend
                 ):
-                    self.embedder = load_embedder(manifest.model, manifest.embed_backend)
+                    self.embedder = load_query_embedder(
+                        manifest.model, manifest.embed_backend, self.query_backend
+                    )
                 # not closed here: searches that began on the old one may still be reading it,
                 # and `snapshot()` hands it out; it closes (SQLite connection included) when
                 # the last of them lets go of it, by reference counting

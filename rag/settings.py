@@ -22,7 +22,7 @@ from rag.answer import ANSWER_K, MAX_TOKENS, MIN_SIMILARITY, UNSUPPORTED
 from rag.claims import UnsupportedPolicy
 from rag.document_context import HEADER_SCHEME, HeaderScheme
 from rag.documents import Extractor
-from rag.embedders import Backend
+from rag.embedders import Backend, QueryBackend
 from rag.embedding import DEFAULT_MODEL, Precision
 from rag.engines import Engine
 from rag.generation import DEFAULT_GENERATOR
@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(32, ge=0)
     index_type: str = "auto"
     embed_backend: Backend = "torch"
+    # auto: the fastest query embedder that agrees with the index's vectors (rag.calibration)
+    query_backend: QueryBackend = "auto"
     embed_precision: Precision = "auto"
     extractor: Extractor = "pdfium"
     # off by default: OCR costs seconds a page and reads shapes as text where there is none

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from indexes import DocumentRecord, IndexStore
+from rag.calibration import query_backend
 from rag.conversation import Chat, SessionStore, open_chat
 from rag.embedders import load_embedder
 from rag.embedding import Embedder
@@ -33,6 +34,7 @@ class Models:
 
     def __init__(self, settings: Settings, generator: Generator | None, embedder: Embedder | None):
         self.settings, self._generator, self.embedder = settings, generator, embedder
+        self._query_embedders: dict[tuple[str, str], Embedder] = {}
         self._lock = threading.Lock()
 
     def generator(self) -> Generator:
@@ -47,6 +49,18 @@ class Models:
                 s = self.settings
                 self.embedder = load_embedder(s.model, s.embed_backend, s.embed_batch_size, s.embed_precision)
             return self.embedder
+
+    def query_embedder(self, model: str, index_backend: str) -> Embedder:
+        """What embeds the queries of an index of `model` whose vectors `index_backend` made
+        (rag.calibration.query_backend): the int8 ONNX graph where it is the faster, else the
+        document embedder itself when it is that model's."""
+        backend = query_backend(model, index_backend, self.settings.query_backend)
+        if backend == self.settings.embed_backend and model == self.settings.model:
+            return self.embedding_model()
+        with self._lock:
+            if (model, backend) not in self._query_embedders:
+                self._query_embedders[model, backend] = load_embedder(model, backend)
+            return self._query_embedders[model, backend]
 
     def generator_name(self) -> str:
         """The generator's name, without loading it."""
@@ -83,8 +97,13 @@ class AppState:
         with self._lock:
             if self._chat is None:
                 models = self.models
-                retriever = Retriever(self.settings.index, models.embedder, reranker=self.settings.reranker)
-                models.embedder = models.embedder or retriever.embedder
+                with self.store.open() as snapshot:
+                    manifest = snapshot.manifest
+                embedder = models.query_embedder(manifest.model, manifest.embed_backend)
+                retriever = Retriever(
+                    self.settings.index, embedder, reranker=self.settings.reranker,
+                    query_backend=self.settings.query_backend,
+                )
                 self._chat = open_chat(self.settings, models.generator(), retriever, self.sessions())
             return self._chat
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from indexes import IndexStore
+from indexes import IndexStore, contextual_text
 from rag.embedders import load_embedder
 from rag.ingest import ModelMismatch, ingest
 from rag.retrieval import Retriever
@@ -10,11 +10,16 @@ from rag.settings import Settings
 
 
 @pytest.fixture(scope="module")
-def onnx_embedder(tmp_path_factory):
+def onnx_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder(onnx_cache):
     import os
 
     before = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))  # export from scratch
+    os.environ["XDG_CACHE_HOME"] = str(onnx_cache)  # export from scratch
     try:
         return load_embedder("sentence-transformers/all-MiniLM-L6-v2", "onnx-int8")
     finally:
@@ -44,3 +49,69 @@ def test_onnx_backend_indexes_and_searches(onnx_embedder, corpus, tmp_path) -> N
     assert hit.doc == "space.pdf" and hit.page_end == 4
     with pytest.raises(ModelMismatch, match="embed_backend"):
         ingest([corpus], Settings(index=settings.index, embed_backend="torch"), progress=False)
+
+
+def test_queries_use_the_fastest_embedder_that_agrees(
+    onnx_embedder, onnx_cache, embedder, corpus, tmp_path, monkeypatch
+) -> None:
+    """RAG_QUERY_BACKEND=auto over torch vectors: torch and int8 ONNX query embeddings are
+    measured once on this machine, the faster of those that agree with torch's vectors is used,
+    `rag status` says which and why; the int8 one never writes into a torch index."""
+    import json
+
+    from conftest import rag_cli
+
+    from rag import calibration
+    from rag.calibration import recorded
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(onnx_cache))  # the exported graph, no calibration yet
+    settings = Settings(index=tmp_path / "idx")
+    ingest([corpus], settings, progress=False, embedder=embedder)
+    assert recorded(embedder.name, "queries") is None
+    retriever = Retriever(settings.index)
+    found = recorded(embedder.name, "queries")
+    assert set(found["ms_per_query"]) == {"torch", "onnx-int8"} and min(found["ms_per_query"].values()) > 0
+    assert found["agreement"]["onnx-int8"] >= calibration.AGREEMENT
+    assert found["choice"] == min(found["ms_per_query"], key=found["ms_per_query"].get)
+    assert retriever.embedder.backend == found["choice"]
+    plain = Retriever(settings.index, embedder)
+    for query in ("salty ocean under the ice", "capital expenditure", "photosynthesis"):
+        assert [(h.doc, h.page_start) for h in retriever.search(query, k=1)] == [
+            (h.doc, h.page_start) for h in plain.search(query, k=1)
+        ]
+
+    monkeypatch.setattr(calibration, "_ms_per_query", lambda *_: pytest.fail("measured twice"))
+    assert Retriever(settings.index).embedder.backend == found["choice"]
+    assert Retriever(settings.index, query_backend="torch").embedder.backend == "torch"
+    done = rag_cli("status", "--index", str(settings.index), "--json",
+                   env={"XDG_CACHE_HOME": str(onnx_cache)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert status["query_backend"] == found["choice"] and "ms a query" in status["query_backend_why"]
+
+    # a query embedder handed to ingest is not used for a torch index's vectors
+    from pdfs import make_pdf
+
+    text = "Glacier tongues calve icebergs into the fjord every spring."
+    make_pdf(corpus / "glaciers.pdf", [text])
+    ingest([corpus], settings, progress=False, embedder=onnx_embedder)
+    with IndexStore(settings.index).open() as snap:
+        assert snap.manifest.embed_backend == "torch"
+        chunks = snap.records.chunks(range(snap.n_chunks))
+        row = next(i for i, c in enumerate(chunks) if c.doc == "glaciers.pdf")
+        header = next(d.header for d in snap.documents() if d.name == "glaciers.pdf")
+        stored = snap.vectors[row]
+    embedded = contextual_text(header, chunks[row].text)
+    assert float(stored @ embedder.encode([embedded])[0]) > 0.9999  # torch's vector, not int8's
+    assert float(stored @ onnx_embedder.encode([embedded])[0]) < 0.9999
+
+
+def test_a_query_embedder_that_disagrees_is_not_chosen(embedder, onnx_cache, monkeypatch) -> None:
+    from rag import calibration
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(onnx_cache))  # the exported graph
+    monkeypatch.setattr(calibration, "AGREEMENT", 1.01)  # no other embedder can agree that well
+    monkeypatch.setattr(calibration, "cache_dir", lambda kind: onnx_cache / "strict" / kind)
+    assert calibration.query_backend(embedder.name, "torch") == "torch"
+    assert calibration.recorded(embedder.name, "queries")["choice"] == "torch"
+    assert calibration.query_backend(embedder.name, "onnx-int8") == "onnx-int8"  # the index's own

@@ -59,6 +59,19 @@ def test_grounded_decoding_is_the_transformers_engines(onnx_generator, transform
     assert ours != onnx_generator.generate_batch(chats, 40)  # grounding changed something
 
 
+def test_a_prompt_is_computed_from_where_it_differs_from_the_last(onnx_generator) -> None:
+    """Two questions over one source share the chat template, system prompt and source: the
+    second prompt reuses what the kept generator holds, and answers as a fresh generator does."""
+    first, second = (build_messages(q, [SOURCE]) for q in QUESTIONS[:2])
+    generate(onnx_generator, first, 16)
+    answer = generate(onnx_generator, second, 16)
+    shared = onnx_generator.reused_tokens
+    assert shared > 100  # the system prompt alone is ~100 tokens, the source ~50 more
+    onnx_generator._kept = None  # forget it: a fresh generator reads the whole prompt
+    assert generate(onnx_generator, second, 16) == answer
+    assert onnx_generator.reused_tokens == 0
+
+
 def test_bad_requests_are_refused_in_words(onnx_generator) -> None:
     with pytest.raises(ValueError, match="exceeds the 8192-token context"):
         list(onnx_generator.stream([{"role": "user", "content": "word " * 9000}], 16))
