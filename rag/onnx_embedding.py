@@ -10,13 +10,34 @@ and transformers releases (see ../shared/STACK.md).
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from rag.embedding import Embedder
 from rag.paths import cache_dir
+
+
+@contextmanager
+def _quiet():
+    """torch's exporter and onnxruntime's quantiser warn about things a user cannot act on
+    (torchvision missing, axis names, pre-processing); one line says what is happening instead."""
+    loggers = [logging.getLogger(), logging.getLogger("torch.onnx")]
+    levels = [logger.level for logger in loggers]
+    try:
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 class OnnxEmbedder(Embedder):
@@ -58,34 +79,36 @@ class OnnxEmbedder(Embedder):
         if final.is_file():
             return final
         folder.mkdir(parents=True, exist_ok=True)
-        transformer = self.model[0].auto_model.eval()
-        # batch of 2 with padding: a batch of 1 would make torch.export fix the batch size
-        sample = self.tokenizer(
-            ["an example", "a longer example sentence"], padding=True, return_tensors="pt"
-        )
-        names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
-        fp32 = folder / "model-fp32.onnx"
-
-        class Wrapped(torch.nn.Module):
-            def forward(self, input_ids, attention_mask, token_type_ids=None):
-                extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-                out = transformer(input_ids=input_ids, attention_mask=attention_mask, **extra)
-                return out.last_hidden_state
-
-        # torch's dynamo exporter: the older TorchScript one bakes the padding mask of the
-        # sample into transformers-5 BERT graphs, which gave wrong outputs for padded batches
-        batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens", max=512)
-        with torch.no_grad():
-            torch.onnx.export(
-                Wrapped(), tuple(sample[n] for n in names), str(fp32),
-                input_names=names, output_names=["last_hidden_state"],
-                dynamic_shapes={n: {0: batch, 1: tokens} for n in names}, dynamo=True,
-                verbose=False,
+        print(f"exporting {Path(self.name).name} to int8 ONNX (once) ...", file=sys.stderr, flush=True)
+        with _quiet():
+            transformer = self.model[0].auto_model.eval()
+            # batch of 2 with padding: a batch of 1 would make torch.export fix the batch size
+            sample = self.tokenizer(
+                ["an example", "a longer example sentence"], padding=True, return_tensors="pt"
             )
-        tmp = folder / "model-int8.tmp.onnx"
-        # per-channel weights keep cosine to the torch vectors >= 0.99 (per-tensor gave 0.93)
-        quantize_dynamic(str(fp32), str(tmp), per_channel=True, op_types_to_quantize=["MatMul"],
-                         weight_type=QuantType.QUInt8)
+            names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+            fp32 = folder / "model-fp32.onnx"
+
+            class Wrapped(torch.nn.Module):
+                def forward(self, input_ids, attention_mask, token_type_ids=None):
+                    extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+                    out = transformer(input_ids=input_ids, attention_mask=attention_mask, **extra)
+                    return out.last_hidden_state
+
+            # torch's dynamo exporter: the older TorchScript one bakes the padding mask of the
+            # sample into transformers-5 BERT graphs, which gave wrong outputs for padded batches
+            batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens", max=512)
+            with torch.no_grad():
+                torch.onnx.export(
+                    Wrapped().eval(), tuple(sample[n] for n in names), str(fp32),
+                    input_names=names, output_names=["last_hidden_state"],
+                    dynamic_shapes={n: {0: batch, 1: tokens} for n in names}, dynamo=True,
+                    verbose=False,
+                )
+            tmp = folder / "model-int8.tmp.onnx"
+            # per-channel weights keep cosine to the torch vectors >= 0.99 (per-tensor gave 0.93)
+            quantize_dynamic(str(fp32), str(tmp), per_channel=True, op_types_to_quantize=["MatMul"],
+                             weight_type=QuantType.QUInt8)
         tmp.rename(final)
         for leftover in folder.glob("model-fp32.onnx*"):
             leftover.unlink()

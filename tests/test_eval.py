@@ -93,6 +93,7 @@ def test_cached_index_holds_exactly_its_folder(tmp_path: Path, monkeypatch) -> N
     from rag.cli import app
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("RAG_QUERY_BACKEND", "torch")  # about the cache of indexes: no ONNX export
     a, b = tmp_path / "a" / "pdfs", tmp_path / "b" / "pdfs"
     a.mkdir(parents=True)
     b.mkdir(parents=True)
