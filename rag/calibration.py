@@ -91,7 +91,11 @@ def query_backend(model: str, index_backend: str, asked: str = "auto") -> str:
 
     try:
         candidates = {backend: load_embedder(model, backend, precision="fp32") for backend in QUERY_BACKENDS}
-    except ValueError:  # no onnxruntime, or a model the ONNX path cannot pool
+    except Exception as err:  # noqa: BLE001 - a faster query path must never stop search
+        # no onnxruntime, a model the ONNX path cannot pool or export: remembered, not retried
+        _remember(_key(model, "queries"), {
+            "choice": "torch", "why": f"int8 ONNX unavailable: {err}"[:300], "measured": str(date.today()),
+        })
         return "torch"
     reference = candidates["torch"].encode(_QUERIES)
     agreement = {b: float((e.encode(_QUERIES) * reference).sum(1).mean()) for b, e in candidates.items()}

@@ -170,6 +170,8 @@ def _query_status(settings, manifest) -> dict:
         backend, why = manifest.embed_backend, "the index's own: its vectors are int8 ONNX ones"
     elif found is None:
         backend, why = "auto", "not measured on this machine yet (the first search does it)"
+    elif "why" in found:
+        backend, why = found["choice"], found["why"]
     else:
         speeds = ", ".join(f"{b} {ms} ms" for b, ms in found["ms_per_query"].items())
         agree = ", ".join(f"{b} {a}" for b, a in found["agreement"].items())

@@ -115,3 +115,24 @@ def test_a_query_embedder_that_disagrees_is_not_chosen(embedder, onnx_cache, mon
     assert calibration.query_backend(embedder.name, "torch") == "torch"
     assert calibration.recorded(embedder.name, "queries")["choice"] == "torch"
     assert calibration.query_backend(embedder.name, "onnx-int8") == "onnx-int8"  # the index's own
+
+
+def test_a_query_embedder_that_cannot_load_leaves_torch(embedder, tmp_path, monkeypatch) -> None:
+    """A model the int8 path cannot export: searches use torch, and the reason is remembered
+    (not retried on every start) for `rag status`."""
+    from rag import calibration, embedders
+
+    real = embedders.load_embedder
+
+    def no_onnx(model, backend="torch", *args, **kwargs):
+        if backend == "onnx-int8":
+            raise RuntimeError("exporter failed")
+        return real(model, backend, *args, **kwargs)
+
+    monkeypatch.setattr(embedders, "load_embedder", no_onnx)
+    monkeypatch.setattr(calibration, "cache_dir", lambda kind: tmp_path / kind)
+    assert calibration.query_backend(embedder.name, "torch") == "torch"
+    found = calibration.recorded(embedder.name, "queries")
+    assert found["choice"] == "torch" and "exporter failed" in found["why"]
+    monkeypatch.setattr(embedders, "load_embedder", lambda *_: pytest.fail("tried again"))
+    assert calibration.query_backend(embedder.name, "torch") == "torch"
