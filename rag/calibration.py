@@ -27,7 +27,6 @@ BATCH = 8
 BUDGET_S = 0.6  # per candidate: a second or two for the whole calibration
 MAX_TEXTS = 64
 AGREEMENT = 0.99  # int8 queries over fp32 vectors: 0.9935 mean, SciFact nDCG@10 hybrid -0.0003
-QUERY_BACKENDS = ("torch", "onnx-int8")
 _QUERIES = [
     "what was the capital expenditure in fiscal 2018",
     "how do glaciers carve valleys",
@@ -76,37 +75,24 @@ def recorded(model: str, what: str = "documents") -> dict | None:
         return None
 
 
-def query_backend(model: str, index_backend: str, asked: str = "auto") -> str:
-    """The query embedder for an index whose vectors `index_backend` made: `asked` unless it is
-    "auto"; the index's own for int8 vectors; else the fastest that agrees with torch's vectors,
-    measured now or before."""
-    if asked != "auto":
-        return asked
-    if index_backend != "torch":
-        return index_backend
-    found = recorded(model, "queries")
-    if found is not None and found.get("choice") in QUERY_BACKENDS:
-        return found["choice"]
-    from rag.embedders import load_embedder
-
-    try:
-        candidates = {backend: load_embedder(model, backend, precision="fp32") for backend in QUERY_BACKENDS}
-    except Exception as err:  # noqa: BLE001 - a faster query path must never stop search
-        # no onnxruntime, a model the ONNX path cannot pool or export: remembered, not retried
-        _remember(_key(model, "queries"), {
-            "choice": "torch", "why": f"int8 ONNX unavailable: {err}"[:300], "measured": str(date.today()),
-        })
-        return "torch"
-    reference = candidates["torch"].encode(_QUERIES)
+def fastest_query_embedder(model: str, candidates: dict, index_backend: str) -> str:
+    """Of loaded query embedders (backend -> Embedder), the fastest one query at a time among
+    those whose vectors agree with the index's kind (the index's own always does); the figures
+    are remembered for `model` on this machine (rag.embedders.query_backend reads them)."""
+    reference = candidates[index_backend].encode(_QUERIES)
     agreement = {b: float((e.encode(_QUERIES) * reference).sum(1).mean()) for b, e in candidates.items()}
     speeds = {b: _ms_per_query(e) for b, e in candidates.items()}
-    eligible = [b for b in QUERY_BACKENDS if b == index_backend or agreement[b] >= AGREEMENT]
+    eligible = [b for b in candidates if b == index_backend or agreement[b] >= AGREEMENT]
     choice = min(eligible, key=speeds.get)
-    _remember(_key(model, "queries"), {
+    remember_queries(model, {
         "choice": choice, "ms_per_query": speeds,
         "agreement": {b: round(a, 5) for b, a in agreement.items()}, "measured": str(date.today()),
     })
     return choice
+
+
+def remember_queries(model: str, result: dict) -> None:
+    _remember(_key(model, "queries"), result)
 
 
 def _ms_per_query(embedder) -> float:

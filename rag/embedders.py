@@ -1,6 +1,6 @@
 """The embedding backends and the functions that pick one: sentence-transformers on torch (the
 default for documents) or an int8 ONNX Runtime graph (rag.onnx_embedding); for queries, the
-fastest that agrees with the index's vectors (rag.calibration.query_backend)."""
+fastest that agrees with the index's vectors (query_backend, measured by rag.calibration)."""
 
 from __future__ import annotations
 
@@ -36,8 +36,32 @@ QUERY_BACKENDS: tuple[QueryBackend, ...] = get_args(QueryBackend)
 def load_query_embedder(model: str, index_backend: str, asked: str = "auto") -> Embedder:
     """The embedder for the queries of an index whose vectors `index_backend` made: `asked`, or
     with "auto" the fastest compatible one as measured on this machine."""
-    from rag.calibration import query_backend
-
     if asked not in QUERY_BACKENDS:
         raise ValueError(f"unknown query backend {asked!r}; choose one of {', '.join(QUERY_BACKENDS)}")
     return load_embedder(model, query_backend(model, index_backend, asked))
+
+
+def query_backend(model: str, index_backend: str, asked: str = "auto") -> str:
+    """The query embedder for an index whose vectors `index_backend` made: `asked` unless it is
+    "auto"; the index's own for int8 vectors; else the fastest that agrees with torch's vectors,
+    measured now or before (rag.calibration)."""
+    from datetime import date
+
+    from rag import calibration
+
+    if asked != "auto":
+        return asked
+    if index_backend != "torch":
+        return index_backend
+    found = calibration.recorded(model, "queries")
+    if found is not None and found.get("choice") in BACKENDS:
+        return found["choice"]
+    try:
+        candidates = {backend: load_embedder(model, backend, precision="fp32") for backend in BACKENDS}
+    except Exception as err:  # noqa: BLE001 - a faster query path must never stop search
+        # no onnxruntime, a model the ONNX path cannot pool or export: remembered, not retried
+        calibration.remember_queries(model, {
+            "choice": "torch", "why": f"int8 ONNX unavailable: {err}"[:300], "measured": str(date.today()),
+        })
+        return "torch"
+    return calibration.fastest_query_embedder(model, candidates, index_backend)

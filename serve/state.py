@@ -13,9 +13,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from indexes import DocumentRecord, IndexStore
-from rag.calibration import query_backend
 from rag.conversation import Chat, SessionStore, open_chat
-from rag.embedders import load_embedder
+from rag.embedders import load_embedder, query_backend
 from rag.embedding import Embedder
 from rag.engines import open_generator
 from rag.generation import Generator

@@ -108,13 +108,14 @@ def test_queries_use_the_fastest_embedder_that_agrees(
 
 def test_a_query_embedder_that_disagrees_is_not_chosen(embedder, onnx_cache, monkeypatch) -> None:
     from rag import calibration
+    from rag.embedders import query_backend
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(onnx_cache))  # the exported graph
     monkeypatch.setattr(calibration, "AGREEMENT", 1.01)  # no other embedder can agree that well
     monkeypatch.setattr(calibration, "cache_dir", lambda kind: onnx_cache / "strict" / kind)
-    assert calibration.query_backend(embedder.name, "torch") == "torch"
+    assert query_backend(embedder.name, "torch") == "torch"
     assert calibration.recorded(embedder.name, "queries")["choice"] == "torch"
-    assert calibration.query_backend(embedder.name, "onnx-int8") == "onnx-int8"  # the index's own
+    assert query_backend(embedder.name, "onnx-int8") == "onnx-int8"  # the index's own
 
 
 def test_a_query_embedder_that_cannot_load_leaves_torch(embedder, tmp_path, monkeypatch) -> None:
@@ -131,8 +132,8 @@ def test_a_query_embedder_that_cannot_load_leaves_torch(embedder, tmp_path, monk
 
     monkeypatch.setattr(embedders, "load_embedder", no_onnx)
     monkeypatch.setattr(calibration, "cache_dir", lambda kind: tmp_path / kind)
-    assert calibration.query_backend(embedder.name, "torch") == "torch"
+    assert embedders.query_backend(embedder.name, "torch") == "torch"
     found = calibration.recorded(embedder.name, "queries")
     assert found["choice"] == "torch" and "exporter failed" in found["why"]
     monkeypatch.setattr(embedders, "load_embedder", lambda *_: pytest.fail("tried again"))
-    assert calibration.query_backend(embedder.name, "torch") == "torch"
+    assert embedders.query_backend(embedder.name, "torch") == "torch"
