@@ -38,24 +38,31 @@ def load_query_embedder(model: str, index_backend: str, asked: str = "auto") -> 
     with "auto" the fastest compatible one as measured on this machine."""
     if asked not in QUERY_BACKENDS:
         raise ValueError(f"unknown query backend {asked!r}; choose one of {', '.join(QUERY_BACKENDS)}")
-    return load_embedder(model, query_backend(model, index_backend, asked))
+    backend, measured = _choose_query_backend(model, index_backend, asked)
+    return measured.get(backend) or load_embedder(model, backend)  # measured: loaded once only
 
 
 def query_backend(model: str, index_backend: str, asked: str = "auto") -> str:
     """The query embedder for an index whose vectors `index_backend` made: `asked` unless it is
     "auto"; the index's own for int8 vectors; else the fastest that agrees with torch's vectors,
     measured now or before (rag.calibration)."""
+    return _choose_query_backend(model, index_backend, asked)[0]
+
+
+def _choose_query_backend(model: str, index_backend: str, asked: str) -> tuple[str, dict[str, Embedder]]:
+    """query_backend's choice, with the embedders it loaded to measure them (none when the
+    choice was recorded or forced)."""
     from datetime import date
 
     from rag import calibration
 
     if asked != "auto":
-        return asked
+        return asked, {}
     if index_backend != "torch":
-        return index_backend
+        return index_backend, {}
     found = calibration.recorded(model, "queries")
     if found is not None and found.get("choice") in BACKENDS:
-        return found["choice"]
+        return found["choice"], {}
     try:
         candidates = {backend: load_embedder(model, backend, precision="fp32") for backend in BACKENDS}
     except Exception as err:  # noqa: BLE001 - a faster query path must never stop search
@@ -63,5 +70,5 @@ def query_backend(model: str, index_backend: str, asked: str = "auto") -> str:
         calibration.remember_queries(model, {
             "choice": "torch", "why": f"int8 ONNX unavailable: {err}"[:300], "measured": str(date.today()),
         })
-        return "torch"
-    return calibration.fastest_query_embedder(model, candidates, index_backend)
+        return "torch", {}
+    return calibration.fastest_query_embedder(model, candidates, index_backend), candidates

@@ -37,6 +37,25 @@ def test_greedy_answers_are_the_transformers_engines(onnx_generator, transformer
         assert generate(onnx_generator, messages, 40) == generate(transformers_generator, messages, 40)
 
 
+def test_the_numpy_repetition_penalty_is_transformers_exactly() -> None:
+    import numpy as np
+    import torch
+    from transformers import RepetitionPenaltyLogitsProcessor
+
+    from rag.generation import REPETITION_PENALTY
+    from rag.onnx_generation import penalise_repeats
+
+    scores = np.random.default_rng(0).normal(0, 5, 1000).astype(np.float32)
+    prompt, reply = [1, 2, 3], [7, 7, 500, 3, 999]  # the prompt's tokens are not penalised
+    theirs = RepetitionPenaltyLogitsProcessor(REPETITION_PENALTY, prompt_ignore_length=len(prompt))(
+        torch.tensor([prompt + reply]), torch.from_numpy(scores.copy()).reshape(1, -1)
+    ).numpy()[0]
+    ours = scores.copy()
+    penalise_repeats(ours, reply)
+    assert np.array_equal(ours, theirs)
+    assert not np.array_equal(ours, scores) and ours[1] == scores[1]
+
+
 def test_the_stream_is_the_answer_in_pieces(onnx_generator) -> None:
     messages = build_messages(QUESTIONS[0], [SOURCE])
     pieces = list(onnx_generator.stream(messages, 24))
