@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from rag.embedders import document_backend
 from rag.embedding import resolve_precision
 from rag.paths import cache_dir
 from rag.settings import Settings
@@ -22,7 +23,7 @@ def cache_index(kind: str, dataset: Path, settings: Settings) -> Path:
     resolved = Path(dataset).resolve()
     digest = hashlib.blake2b(str(resolved).encode(), digest_size=4).hexdigest()
     slug = settings.model.replace("/", "_")
-    backend = settings.embed_backend
+    backend = document_backend(settings.model, settings.embed_backend, settings.embed_precision)
     if backend == "torch":  # bf16 and fp32 vectors differ (slightly): keep their indexes apart
         backend += "-" + resolve_precision(settings.embed_precision, model=settings.model)
     header = "" if settings.doc_header == "none" else f"-h{settings.doc_header}"

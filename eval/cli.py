@@ -30,7 +30,7 @@ ModeOpt = Annotated[str | None, typer.Option(help="dense, bm25, hybrid or all (d
 IndexOpt = Annotated[Path | None, typer.Option(help="Index directory (default: a cache)")]
 ModelOpt = Annotated[str | None, typer.Option(help="Embedding model")]
 ChunkOpt = Annotated[int | None, typer.Option(help="Tokens per chunk")]
-BackendOpt = Annotated[str | None, typer.Option(help="torch or onnx-int8")]
+BackendOpt = Annotated[str | None, typer.Option(help="auto (default), torch or onnx-int8")]
 OutOpt = Annotated[Path | None, typer.Option(help="Run directory (default runs/KIND-TIME)")]
 JudgeOpt = Annotated[
     str | None,

@@ -6,6 +6,10 @@ avx512_bf16 but no AMX, bf16 autocast was still 1.5x slower than fp32 (bench/RES
 time a model is used on a machine, keeps the faster, and remembers the figures
 (`~/.cache/ragstack/calibration/embedding.json`), which `rag status` shows.
 
+The backend is chosen the same way for a new index (`RAG_EMBED_BACKEND=auto`): torch in its
+faster precision against the int8 ONNX graph, on the same texts; int8 is a candidate only if its
+vectors agree with torch fp32's (mean cosine >= AGREEMENT).
+
 Queries are measured apart (`RAG_QUERY_BACKEND=auto`): one short text at a time, where torch's
 per-call overhead dominates and the int8 ONNX graph was 4-6x faster (bench/RESULTS.md). A query
 embedder other than the one that made the index's vectors is a candidate only if its vectors
@@ -95,6 +99,30 @@ def remember_queries(model: str, result: dict) -> None:
     _remember(_key(model, "queries"), result)
 
 
+def fastest_document_backend(model: str, torch_embedder, int8_embedder) -> str:
+    """"torch" or "onnx-int8", whichever embeds chunk-sized texts faster here, int8 only where
+    its vectors agree with torch fp32's; the figures are remembered for `model` on this machine."""
+    texts = _chunk_texts(torch_embedder)
+    reference = torch_embedder.encode_in("fp32", texts)
+    agreement = float((int8_embedder.encode(texts) * reference).sum(1).mean())
+    precision = torch_embedder.precision
+    speeds = {
+        f"torch {precision}": _texts_per_second(lambda t: torch_embedder.encode_in(precision, t), texts),
+        "onnx-int8": _texts_per_second(int8_embedder.encode, texts),
+    }
+    faster = max(speeds, key=speeds.get)
+    choice = "onnx-int8" if faster == "onnx-int8" and agreement >= AGREEMENT else "torch"
+    remember_backend(model, {
+        "choice": choice, "texts_per_s": speeds, "agreement": round(agreement, 5),
+        "measured": str(date.today()),
+    })
+    return choice
+
+
+def remember_backend(model: str, result: dict) -> None:
+    _remember(_key(model, "backend"), result)
+
+
 def _ms_per_query(embedder) -> float:
     """One query at a time, as a search embeds it, until BUDGET_S has passed."""
     embedder.encode(_QUERIES[:2])  # warm-up
@@ -110,20 +138,25 @@ def calibrated_precision(embedder) -> str:
     found = recorded(embedder.name)
     if found is not None and found.get("choice") in CANDIDATES:
         return found["choice"]
-    speeds = {precision: _texts_per_second(embedder, precision) for precision in CANDIDATES}
+    texts = _chunk_texts(embedder)
+    speeds = {p: _texts_per_second(lambda t, p=p: embedder.encode_in(p, t), texts) for p in CANDIDATES}
     choice = max(speeds, key=speeds.get)
     _remember(_key(embedder.name), {"choice": choice, "texts_per_s": speeds, "measured": str(date.today())})
     return choice
 
 
-def _texts_per_second(embedder, precision: str) -> float:
-    """Batches of BATCH chunk-sized texts until BUDGET_S has passed (one batch at least)."""
-    length = max(16, int(embedder.max_tokens * 0.6))  # words: about a chunk's 200 tokens
-    texts = [" ".join(_WORDS[(i + j) % len(_WORDS)] for j in range(length)) for i in range(BATCH)]
-    embedder.encode_in(precision, texts[:2])  # warm-up: first-call costs
+def _chunk_texts(embedder) -> list[str]:
+    """BATCH texts about a chunk's length (200 tokens) for `embedder`'s model."""
+    length = max(16, int(embedder.max_tokens * 0.6))  # words
+    return [" ".join(_WORDS[(i + j) % len(_WORDS)] for j in range(length)) for i in range(BATCH)]
+
+
+def _texts_per_second(encode, texts: list[str]) -> float:
+    """Batches of `texts` through `encode` until BUDGET_S has passed (one batch at least)."""
+    encode(texts[:2])  # warm-up: first-call costs
     done, start = 0, time.perf_counter()
     while done == 0 or (time.perf_counter() - start < BUDGET_S and done < MAX_TEXTS):
-        embedder.encode_in(precision, texts)
+        encode(texts)
         done += len(texts)
     return round(done / (time.perf_counter() - start), 1)
 

@@ -34,7 +34,7 @@ def ingest(
     index_type: Annotated[str | None, typer.Option(help="FAISS factory string, or auto")] = None,
     extractor: Annotated[str | None, typer.Option(help="pdfium (default), pypdf or pymupdf")] = None,
     embed_backend: Annotated[
-        str | None, typer.Option(help="torch (default) or onnx-int8 (about 1.4x faster on CPU)")
+        str | None, typer.Option(help="auto (default: the faster here, measured once), torch or onnx-int8")
     ] = None,
     ocr: Annotated[
         str | None,
@@ -129,6 +129,7 @@ def status(
         "pages": sum(d.pages for d in documents),
         "chunks": snap.n_chunks,
         **{k: v for k, v in snap.manifest.__dict__.items() if k != "extra"},
+        **_backend_status(snap.manifest),
         **_precision_status(settings, snap.manifest),
     }
     if as_json:
@@ -138,6 +139,24 @@ def status(
     for key, value in info.items():
         table.add_row(key, str(value))
     out.print(table)
+
+
+def _backend_status(manifest) -> dict:
+    """Why the index's vectors are of their kind: the measurement a new index here is made by."""
+    from rag.calibration import cpu_model, recorded
+
+    found = recorded(manifest.model, "backend")
+    if found is None:
+        return {"embed_backend_why": "set when the index was made; nothing measured on this machine"}
+    if "why" in found:
+        why = found["why"]
+    else:
+        speeds = ", ".join(f"{b} {v} texts/s" for b, v in found["texts_per_s"].items())
+        why = (f"measured on {cpu_model()} on {found['measured']}: {speeds}; "
+               f"int8's mean cosine to torch fp32 {found['agreement']}")
+    if found["choice"] != manifest.embed_backend:
+        why += f" (a new index here gets {found['choice']}; an index keeps the kind it was made with)"
+    return {"embed_backend_why": why}
 
 
 def _precision_status(settings, manifest) -> dict:

@@ -28,6 +28,7 @@ def load_generator(
     vllm_log: Path | None = None,
     grounded: bool = False,
     precision: str = "fp32",
+    vllm_compile: bool | None = None,
 ) -> Generator:
     """The generator for an engine: the one place an engine is chosen (CLI, server, evals).
 
@@ -57,7 +58,9 @@ def load_generator(
         from rag.vllm_server import VLLMServer
 
         try:
-            server = VLLMServer(model, hf_model_dir(model), vllm_python, log=vllm_log, adapter=adapter)
+            server = VLLMServer(
+                model, hf_model_dir(model), vllm_python, log=vllm_log, adapter=adapter, compile=vllm_compile
+            )
         except (RuntimeError, TimeoutError) as err:
             raise ValueError(f"vLLM did not start: {err}") from None
         return OpenAIGenerator(server.base_url, server.served_name, server=server)
@@ -76,6 +79,7 @@ def open_generator(settings, vllm_log: Path | None = None) -> Generator:
         vllm_log,
         settings.grounded_decoding,
         settings.llm_precision,
+        settings.vllm_compile,
     )
 
 

