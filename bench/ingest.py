@@ -2,8 +2,9 @@
 
 Each pipeline runs in its own process so that peak memory (max RSS) is its own:
   ragstack            pypdfium2 -> token chunks (MiniLM tokenizer) -> MiniLM -> generation on disk
-                      (default precision: bf16 matrix products where the CPU has native bf16)
-  ragstack-fp32       the same in float32 throughout
+                      (the defaults: backend and precision chosen by measurement, rag.calibration)
+  ragstack-fp32       the same with torch in float32 throughout
+  ragstack-bf16       the same with torch's matrix products in bfloat16 (extra: slow without native bf16)
   ragstack-onnx       the same with the int8 ONNX Runtime embedder
   llamaindex-equal    SimpleDirectoryReader (pypdf) -> SentenceSplitter(same size/overlap, MiniLM
                       tokenizer) -> HuggingFaceEmbedding(same MiniLM dir) -> FaissVectorStore
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -29,10 +31,18 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_PDFS = ROOT.parent / "shared" / "data" / "financebench" / "pdfs"
 CHUNK, OVERLAP = 200, 32
 PIPELINES = ("ragstack", "ragstack-fp32", "ragstack-onnx", "llamaindex-equal", "llamaindex-default")
-EXTRA_PIPELINES = ("ragstack-headers",)  # the default with a document header in every chunk
+# the default with a document header in every chunk; torch in bf16
+EXTRA_PIPELINES = ("ragstack-headers", "ragstack-bf16")
+EXPLICIT = {  # pipeline -> (backend, precision) forced; "ragstack" leaves both to measurement
+    "ragstack-fp32": ("torch", "fp32"),
+    "ragstack-bf16": ("torch", "bf16"),
+    "ragstack-onnx": ("onnx-int8", "auto"),
+}
 
 
-def run_ragstack(pdfs: Path, backend: str = "torch", precision: str = "auto", header: str = "none") -> dict:
+def run_ragstack(pdfs: Path, backend: str = "auto", precision: str = "auto", header: str = "none") -> dict:
+    from indexes import IndexStore
+    from rag.embedding import resolve_precision
     from rag.ingest import ingest
     from rag.settings import Settings
 
@@ -42,8 +52,12 @@ def run_ragstack(pdfs: Path, backend: str = "torch", precision: str = "auto", he
                             embed_backend=backend, embed_precision=precision, doc_header=header)
         report = ingest([pdfs], settings, progress=False)
         total = time.perf_counter() - start
+        with IndexStore(settings.index).open() as snapshot:
+            kind = snapshot.manifest.embed_backend
+        if kind == "torch":
+            kind += " " + resolve_precision(precision, model=settings.model)
     chunks = report.chunks_embedded + report.chunks_reused
-    return {"seconds": total, "pages": report.pages, "chunks": chunks,
+    return {"seconds": total, "pages": report.pages, "chunks": chunks, "embedder": kind,
             "phases": report.seconds, "failed": [f.name for f in report.failed]}
 
 
@@ -84,14 +98,14 @@ def run_llamaindex(pdfs: Path, defaults: bool) -> dict:
                      embed_model=embed_model)
     phases["embed + write"] = time.perf_counter() - t
     return {"seconds": time.perf_counter() - start, "pages": len(documents), "chunks": len(nodes),
-            "phases": phases, "failed": []}
+            "embedder": "HuggingFaceEmbedding (torch)", "phases": phases, "failed": []}
 
 
 def child(pipeline: str, pdfs: Path) -> None:
     if pipeline.startswith("ragstack"):
-        backend = "onnx-int8" if pipeline == "ragstack-onnx" else "torch"
+        backend, precision = EXPLICIT.get(pipeline, ("auto", "auto"))
         header = "title-entities-v1" if pipeline == "ragstack-headers" else "none"
-        result = run_ragstack(pdfs, backend, "fp32" if pipeline == "ragstack-fp32" else "auto", header)
+        result = run_ragstack(pdfs, backend, precision, header)
     else:
         result = run_llamaindex(pdfs, defaults=pipeline == "llamaindex-default")
     result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -137,20 +151,28 @@ def main() -> None:
     for pipeline in args.pipelines.split(","):
         console.print(f"running {pipeline} on {args.limit} PDFs ...")
         runs[f"{pipeline}, {args.limit} PDFs"] = measure(pipeline, few)
-    table = Table("pipeline", "pages", "chunks", "seconds", "pages/s", "chunks/s", "peak MB", "phases (s)",
-                  title=f"ingest, chunk {CHUNK} / overlap {OVERLAP} tokens (defaults: 1024 / 20)")
+    from rag.calibration import cpu_model
+
+    table = Table("pipeline", "embedder", "pages", "chunks", "seconds", "pages/s", "chunks/s", "peak MB",
+                  "phases (s)", title=f"ingest on {cpu_model()}, {os.cpu_count()} cores, chunk {CHUNK} / "
+                  f"overlap {OVERLAP} tokens (defaults: 1024 / 20)")
     for name, r in runs.items():
         phases = ", ".join(f"{k} {v:.1f}" for k, v in r["phases"].items())
-        table.add_row(name, str(r["pages"]), str(r["chunks"]), f"{r['seconds']:.1f}",
+        table.add_row(name, r["embedder"], str(r["pages"]), str(r["chunks"]), f"{r['seconds']:.1f}",
                       f"{r['pages'] / r['seconds']:.2f}", f"{r['chunks'] / r['seconds']:.1f}",
                       f"{r['peak_mb']:.0f}", phases)
     console.print(table)
     rate = {name: r["pages"] / r["seconds"] for name, r in runs.items()}
-    for ours in ("ragstack", "ragstack-fp32", "ragstack-onnx"):
+    for ours in ("ragstack", *EXPLICIT):
         for other in ("llamaindex-equal", "llamaindex-default"):
             a, b = f"{ours}, {args.limit} PDFs", f"{other}, {args.limit} PDFs"
             if a in rate and b in rate:
                 console.print(f"{ours} vs {other}: {rate[a] / rate[b]:.2f}x pages/s")
+    explicit = {p: rate[f"{p}, {args.limit} PDFs"] for p in EXPLICIT if f"{p}, {args.limit} PDFs" in rate}
+    if explicit and f"ragstack, {args.limit} PDFs" in rate:
+        best = max(explicit, key=explicit.get)
+        ratio = rate[f"ragstack, {args.limit} PDFs"] / explicit[best]
+        console.print(f"ragstack default vs the best explicit choice ({best}): {ratio:.2f}x pages/s")
     print(json.dumps(runs))
 
 
