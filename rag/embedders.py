@@ -30,7 +30,7 @@ def load_embedder(
 
             from rag.onnx_embedding import OnnxEmbedder
         except ImportError as err:
-            raise ValueError("the onnx-int8 backend needs: pip install 'ragstack[onnx]'") from err
+            raise ValueError("the onnx-int8 backend needs: pip install onnxruntime onnxscript") from err
         return OnnxEmbedder(model, batch_size=batch_size)
     raise ValueError(f"unknown embedding backend {backend!r}; choose one of {', '.join(EMBED_BACKENDS)}")
 
