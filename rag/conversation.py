@@ -40,9 +40,11 @@ def rewrite_query(generator: Generator | None, history: list[Message], follow_up
     The model's rewrite is used when it looks like a question about the same thing: non-empty,
     one line, not much longer than the conversation, sharing a word with the follow-up or the
     history. Otherwise (or without a generator) the fallback is the last user question with the
-    follow-up appended, which keeps the earlier subject in the query for retrieval.
+    follow-up appended, which keeps the earlier subject in the query for retrieval. A question
+    on a new subject (_new_subject) is searched as it is: merged with the history, an off-topic
+    question borrowed the earlier subject's sources and was answered from them.
     """
-    if not history:
+    if not history or _new_subject(follow_up, history):
         return follow_up
     last_question = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
     fallback = f"{last_question} {follow_up}".strip()
@@ -112,6 +114,20 @@ _QUESTION_WORDS = {
     "could",
     "should",
 }
+
+
+# words that point back into the conversation ("what was it in 2021?")
+_ANAPHORA = {"it", "its", "they", "them", "their", "theirs", "this", "that", "these", "those", "he",
+             "him", "his", "she", "her", "hers", "there", "then", "same", "also", "too", "above"}
+
+
+def _new_subject(follow_up: str, history: list[Message]) -> bool:
+    """A question that stands on its own: three or more content words, none of them in the
+    conversation, and no word that points back into it."""
+    own = _content_words(follow_up)
+    words = set(re.findall(r"[a-z]+", follow_up.lower()))
+    earlier = _content_words(" ".join(m["content"] for m in history))
+    return len(own) >= 3 and not own & earlier and not words & _ANAPHORA
 
 
 def _content_words(text: str) -> set[str]:

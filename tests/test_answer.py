@@ -123,6 +123,18 @@ def test_a_usable_rewrite_is_used_and_an_unusable_one_falls_back() -> None:
     assert rewrite_query(None, HISTORY, "And in 2022?") == FALLBACK  # no generator: no rewrite
 
 
+def test_a_question_on_a_new_subject_is_searched_as_it_is() -> None:
+    """Merged with the history, an off-topic question borrowed the earlier subject's sources and
+    was answered from them instead of refused; one that points back is still rewritten."""
+    merging = Scripted("How did Acme's revenue help honey bees find flowers?")
+    new_subject = "How do honey bees tell each other where the flowers are?"
+    assert rewrite_query(merging, HISTORY, new_subject) == new_subject
+    assert rewrite_query(None, HISTORY, new_subject) == new_subject
+    assert merging.calls == 0
+    for points_back in ("How did they spend their revenue on honey bees?", "And what was it in 2022?"):
+        assert rewrite_query(None, HISTORY, points_back) != points_back, points_back
+
+
 class Recording:
     """A generator wrapper that keeps each whole reply, to see what a step was given back."""
 
