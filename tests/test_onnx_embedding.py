@@ -123,14 +123,7 @@ def test_a_query_embedder_that_cannot_load_leaves_torch(embedder, tmp_path, monk
     (not retried on every start) for `rag status`."""
     from rag import calibration, embedders
 
-    real = embedders.load_embedder
-
-    def no_onnx(model, backend="torch", *args, **kwargs):
-        if backend == "onnx-int8":
-            raise RuntimeError("exporter failed")
-        return real(model, backend, *args, **kwargs)
-
-    monkeypatch.setattr(embedders, "load_embedder", no_onnx)
+    _int8_cannot_load(monkeypatch)
     monkeypatch.setattr(calibration, "cache_dir", lambda kind: tmp_path / kind)
     assert embedders.query_backend(embedder.name, "torch") == "torch"
     found = calibration.recorded(embedder.name, "queries")
@@ -197,6 +190,17 @@ def test_an_int8_embedder_that_disagrees_or_cannot_load_leaves_torch(
     assert embedders.document_backend(embedder.name) == "torch"
     assert calibration.recorded(embedder.name, "backend")["agreement"] < 1.01
 
+    _int8_cannot_load(monkeypatch)
+    monkeypatch.setattr(calibration, "cache_dir", lambda kind: onnx_cache / "no-onnx" / kind)
+    assert embedders.document_backend(embedder.name) == "torch"
+    found = calibration.recorded(embedder.name, "backend")
+    assert found["choice"] == "torch" and "exporter failed" in found["why"]
+
+
+def _int8_cannot_load(monkeypatch) -> None:
+    """As where the exporter fails for a model: loading its int8 graph raises."""
+    from rag import embedders
+
     real = embedders.load_embedder
 
     def no_onnx(model, backend="torch", *args, **kwargs):
@@ -205,7 +209,3 @@ def test_an_int8_embedder_that_disagrees_or_cannot_load_leaves_torch(
         return real(model, backend, *args, **kwargs)
 
     monkeypatch.setattr(embedders, "load_embedder", no_onnx)
-    monkeypatch.setattr(calibration, "cache_dir", lambda kind: onnx_cache / "no-onnx" / kind)
-    assert embedders.document_backend(embedder.name) == "torch"
-    found = calibration.recorded(embedder.name, "backend")
-    assert found["choice"] == "torch" and "exporter failed" in found["why"]
