@@ -52,7 +52,7 @@ class VLLMServer:
         self.model = model
         self.served_name = model
         extra_args = list(extra_args or [])
-        if not (has_nvidia_gpu() if compile is None else compile):
+        if not (_has_nvidia_gpu() if compile is None else compile):
             extra_args.append("--enforce-eager")
         if adapter is not None:
             # vLLM's LoRA support: the base stays loaded, the adapter is a model name of its own
@@ -153,7 +153,7 @@ def _command(python: str | None) -> list[str]:
         ) from None
 
 
-def has_nvidia_gpu() -> bool:
+def _has_nvidia_gpu() -> bool:
     return Path("/dev/nvidia0").exists() or shutil.which("nvidia-smi") is not None
 
 
