@@ -1,9 +1,10 @@
 """On-disk index storage: generations of records, vectors, a FAISS index and a BM25 index."""
 
+from indexes.errors import IndexLocked, MilvusUnavailable, StoreError
 from indexes.manifest import FORMAT_VERSION, Manifest
 from indexes.records import DocumentRecord
 from indexes.span import Chunk, Span, contextual_text, format_pages, text_hash
-from indexes.store import IndexLocked, IndexStore, Snapshot, StoreError
+from indexes.store import IndexStore, Snapshot
 
 __all__ = [
     "FORMAT_VERSION",
@@ -12,6 +13,7 @@ __all__ = [
     "IndexLocked",
     "IndexStore",
     "Manifest",
+    "MilvusUnavailable",
     "Snapshot",
     "Span",
     "StoreError",

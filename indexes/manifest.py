@@ -30,6 +30,10 @@ class Manifest:
         query_prompt, document_prompt: the text put before each query and each chunk when
             embedding them ("query: ", "passage: " for the E5 models); None until the model is
             loaded when the model's own (its sentence-transformers config) are meant.
+        store_backend: where the dense and BM25 search structures live: "local" (FAISS and
+            bm25s files in the generation) or "milvus" (a collection per generation at
+            `milvus_uri`, named from `milvus_prefix`; indexes.milvus). Rebuilt from the kept
+            vectors at every generation, so it can change without re-embedding.
     """
 
     model: str
@@ -44,6 +48,9 @@ class Manifest:
     bm25_tokenizer: str = "english"  # what indexes made before per-script words read as
     query_prompt: str | None = ""  # what indexes made before prompts existed were made with
     document_prompt: str | None = ""
+    store_backend: str = "local"
+    milvus_uri: str = ""
+    milvus_prefix: str = ""
     generation: int = 0
     format_version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)

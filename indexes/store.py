@@ -15,6 +15,7 @@ at any moment leaves the previous generation as it was.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import shutil
 import time
@@ -24,32 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from indexes import bm25, dense
+from indexes import bm25, dense, milvus
+from indexes.errors import IndexLocked, StoreError
 from indexes.manifest import Manifest
 from indexes.records import DocumentRecord, RecordReader, write_records
 from indexes.span import Chunk, contextual_text
 
 KEEP_GENERATIONS = 2  # the previous one stays for readers that opened it just before a swap
-
-
-class StoreError(Exception):
-    """The index cannot be used as asked (missing, unreadable, wrong settings)."""
-
-
-class IndexLocked(StoreError):
-    """Another process is writing to this index.
-
-    `str()` names the index and the holder's PID, for the person at the terminal; `public` says
-    the same without them, for clients of a server that must not learn its paths or processes."""
-
-    public = "the index is being written by another process; wait for it to finish and try again"
-
-    def __init__(self, root: Path | str = "", holder: str = "?"):
-        self.root, self.holder = str(root), holder
-        super().__init__(
-            f"index {root} is locked: another process (pid {holder}) is writing to it; "
-            "wait for it to finish and try again"
-        )
 
 
 class Snapshot:
@@ -66,14 +48,33 @@ class Snapshot:
         try:
             self.vectors: np.ndarray = np.load(path / "vectors.npy", mmap_mode="r")
             self.n_chunks = len(self.vectors)
-            self.dense = dense.load(path / "dense.faiss") if self.n_chunks else None
-            self.bm25 = bm25.load(path / "bm25") if self.n_chunks else None
+            self.dense = self.bm25 = None
+            if self.n_chunks and self.manifest.store_backend == milvus.MILVUS:
+                self.dense = self.bm25 = milvus.MilvusGeneration(
+                    self.manifest.milvus_uri, _collection(self.manifest, self.name), self.n_chunks,
+                    self.manifest.index_factory, self.manifest.bm25_tokenizer,
+                )
+            elif self.n_chunks:
+                self.dense = dense.load(path / "dense.faiss")
+                self.bm25 = bm25.load(path / "bm25")
         except BaseException:
             self.records.close()  # e.g. collected while opening: `IndexStore.open` tries again
             raise
 
     def documents(self) -> list[DocumentRecord]:
         return self.records.documents()
+
+    def search_dense(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows) of the k nearest chunks per query vector, row -1 when missing."""
+        return dense.search(self.dense, vectors, k)
+
+    def search_bm25(
+        self, queries: list[str], k: int, allowed_rows: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows) of the k best BM25 chunks per query, only `allowed_rows` if given."""
+        if isinstance(self.bm25, milvus.MilvusGeneration):
+            return self.bm25.search_words(queries, k, allowed_rows)
+        return bm25.search(self.bm25, queries, k, self.n_chunks, allowed_rows, self.manifest.bm25_tokenizer)
 
     def close(self) -> None:
         self.records.close()
@@ -193,15 +194,21 @@ class Writer:
         write_records(tmp / "records.sqlite", documents, chunks)
         np.save(tmp / "vectors.npy", vectors)
         if len(vectors):
-            dense.save(dense.build(vectors, factory), tmp / "dense.faiss")
             headers = {d.name: d.header for d in documents}
             texts = [contextual_text(headers.get(c.doc, ""), c.text) for c in chunks]
-            bm25.save(bm25.build(texts, manifest.bm25_tokenizer), tmp / "bm25")
+            if manifest.store_backend == milvus.MILVUS:
+                milvus.build(manifest.milvus_uri, _collection(manifest, name), vectors, texts,
+                             factory, manifest.bm25_tokenizer)
+            else:
+                dense.save(dense.build(vectors, factory), tmp / "dense.faiss")
+                bm25.save(bm25.build(texts, manifest.bm25_tokenizer), tmp / "bm25")
         _fsync_tree(tmp)
         final = self.store.generations / name
         os.rename(tmp, final)
         fsync_dir(self.store.generations)
         _atomic_write(self.store.root / "CURRENT", name + "\n")
+        if manifest.store_backend == milvus.MILVUS and len(vectors):
+            milvus.point_alias(manifest.milvus_uri, manifest.milvus_prefix, _collection(manifest, name))
         self._collect_garbage(keep=name)
         previous, self.current = self.current, Snapshot(final)
         if previous is not None:
@@ -222,12 +229,31 @@ class Writer:
         for path in self.store.generations.iterdir():
             unpublished = path.name.startswith("gen-") and current is not None and path.name > current
             if path.name.startswith(".tmp-") or unpublished or (current is None and path.is_dir()):
-                shutil.rmtree(path, ignore_errors=True)
+                _remove_generation(path)
 
     def _collect_garbage(self, keep: str) -> None:
         published = sorted(p for p in self.store.generations.glob("gen-*") if p.name <= keep)
         for path in published[:-KEEP_GENERATIONS]:
-            shutil.rmtree(path, ignore_errors=True)
+            _remove_generation(path)
+
+
+def _collection(manifest: Manifest, generation: str) -> str:
+    return milvus.generation_collection(manifest.milvus_prefix, generation)
+
+
+def _remove_generation(path: Path) -> None:
+    """Delete a generation directory and, for the Milvus backend, its collection (first: a
+    collection whose directory is gone would be known to nobody)."""
+    try:
+        manifest = Manifest.load(path / "manifest.json")
+    except (OSError, ValueError, TypeError):
+        manifest = None  # a temporary generation that crashed before its manifest: no collection
+    if manifest is not None and manifest.store_backend == milvus.MILVUS:
+        try:
+            milvus.drop(manifest.milvus_uri, _collection(manifest, path.name.removeprefix(".tmp-")))
+        except Exception as err:  # the new generation is published: a server away costs a leftover
+            logging.getLogger(__name__).warning("could not drop an old Milvus collection: %s", err)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -32,6 +32,12 @@ def ingest(
     chunk_size: Annotated[int | None, typer.Option(help="Tokens per chunk")] = None,
     overlap: Annotated[int | None, typer.Option(help="Tokens shared by neighbouring chunks")] = None,
     index_type: Annotated[str | None, typer.Option(help="FAISS factory string, or auto")] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="Where the search structures live: local (default) or milvus")
+    ] = None,
+    milvus_uri: Annotated[
+        str | None, typer.Option(help="Milvus server URI, or a milvus-lite file [INDEX/milvus.db]")
+    ] = None,
     extractor: Annotated[str | None, typer.Option(help="pdfium (default), pypdf or pymupdf")] = None,
     embed_backend: Annotated[
         str | None, typer.Option(help="auto (default: the faster here, measured once), torch or onnx-int8")
@@ -54,8 +60,8 @@ def ingest(
 
     settings = run_guarded(lambda: load_settings(
         index=index, collection=collection, model=model, chunk_size=chunk_size, chunk_overlap=overlap,
-        index_type=index_type, extractor=extractor, embed_backend=embed_backend, ocr=ocr,
-        query_prompt=query_prompt, document_prompt=document_prompt,
+        index_type=index_type, index_backend=backend, milvus_uri=milvus_uri, extractor=extractor,
+        embed_backend=embed_backend, ocr=ocr, query_prompt=query_prompt, document_prompt=document_prompt,
     ))
     report = run_guarded(lambda: run_ingest(paths, settings, prune=prune, progress=not quiet))
     table = Table("file", "status", "pages", "chunks", "problem", title="ingest")

@@ -34,6 +34,7 @@ from indexes import (
     Snapshot,
     StoreError,
     contextual_text,
+    milvus,
     text_hash,
 )
 from indexes.store import Writer, fsync_dir
@@ -230,8 +231,9 @@ def _plan(
     """Compare `sources` with the current generation by path and sha256; name the new ones."""
     manifest = _manifest(current.manifest if current else None, settings, embedder)
     old_docs = {d.path: d for d in current.documents()} if current else {}
-    changed = current is not None and (manifest.index_type, manifest.query_prompt) != (
-        current.manifest.index_type, current.manifest.query_prompt
+    rebuilt = ("index_type", "query_prompt", "store_backend", "milvus_uri")  # no re-embedding
+    changed = current is not None and any(
+        getattr(manifest, key) != getattr(current.manifest, key) for key in rebuilt
     )
     plan = Plan(manifest, old_docs, changed)
     taken = {d.name for d in old_docs.values()}
@@ -278,6 +280,7 @@ def _manifest(previous: Manifest | None, settings: Settings, embedder: Embedder 
             header_scheme=settings.doc_header,
             query_prompt=settings.query_prompt,
             document_prompt=settings.document_prompt,
+            **_store(settings),
         )
     how = (
         f"To re-index with other settings, ingest into a new index directory "
@@ -309,7 +312,23 @@ def _manifest(previous: Manifest | None, settings: Settings, embedder: Embedder 
         manifest.index_type = settings.index_type  # the vectors are kept: a rebuild is cheap
     if "query_prompt" in asked:
         manifest.query_prompt = settings.query_prompt  # only queries change: the vectors are kept
+    if asked & {"index_backend", "milvus_uri"}:
+        manifest.__dict__.update(_store(settings))  # the kept vectors go to the other store
     return manifest
+
+
+def _store(settings: Settings) -> dict:
+    """The manifest's store fields for `settings`: local files, or a Milvus URI and prefix."""
+    if settings.index_backend == milvus.LOCAL:
+        return {"store_backend": milvus.LOCAL, "milvus_uri": "", "milvus_prefix": ""}
+    uri = settings.milvus_uri or milvus.default_uri(settings.index)
+    if "://" not in uri:  # a milvus-lite file: readers may start in another directory
+        uri = str(Path(uri).expanduser().resolve())
+    return {
+        "store_backend": milvus.MILVUS,
+        "milvus_uri": uri,
+        "milvus_prefix": milvus.collection_prefix(settings.index),
+    }
 
 
 def _check_window(manifest: Manifest, embedder: Embedder) -> None:

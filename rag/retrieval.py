@@ -13,7 +13,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from indexes import Chunk, IndexStore, Snapshot, Span, bm25, contextual_text, dense
+from indexes import Chunk, IndexStore, Snapshot, Span, contextual_text
 from rag.duplicates import collapse_duplicates
 from rag.embedders import load_query_embedder
 from rag.embedding import Embedder
@@ -151,9 +151,7 @@ class Retriever:
         sparse = None
         if mode in ("bm25", "hybrid"):
             # BM25 runs beside the query embedding: torch releases the GIL while it computes
-            sparse = self._pool.submit(
-                bm25.search, snap.bm25, queries, depth, snap.n_chunks, allowed, snap.manifest.bm25_tokenizer
-            )
+            sparse = self._pool.submit(snap.search_bm25, queries, depth, allowed)
         if mode in ("dense", "hybrid"):
             prompt = snap.manifest.query_prompt
             vectors = embedder.encode(queries, prompt=embedder.prompts["query"] if prompt is None else prompt)
@@ -221,7 +219,7 @@ class Retriever:
     @staticmethod
     def _dense(snap: Snapshot, vectors: np.ndarray, k: int, allowed: np.ndarray | None):
         if allowed is None:
-            return dense.search(snap.dense, vectors, k)
+            return snap.search_dense(vectors, k)
         # exact search over the allowed rows: right for every index type, cheap for a few docs
         scores = vectors @ np.asarray(snap.vectors[allowed]).T
         top = np.argsort(-scores, axis=1)[:, :k]

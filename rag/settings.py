@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     chunk_size: int = Field(200, ge=8, description="tokens per chunk (MiniLM reads 254)")
     chunk_overlap: int = Field(32, ge=0)
     index_type: str = "auto"
+    # where the search structures live (indexes.milvus): FAISS + bm25s files, or Milvus
+    index_backend: Literal["local", "milvus"] = Field("local", description="local or milvus")
+    milvus_uri: str | None = Field(None, description="Milvus URI or milvus-lite file [INDEX/milvus.db]")
     # auto: a new index embeds with the faster here of torch and int8 ONNX (rag.calibration)
     embed_backend: EmbedBackend = "auto"
     # auto: the fastest query embedder that agrees with the index's vectors (rag.calibration)

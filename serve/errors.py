@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException  # FastAPI's is a subclass: both are handled
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
-from indexes import IndexLocked, StoreError
+from indexes import IndexLocked, MilvusUnavailable, StoreError
 from serve.jobs import public_text
 
 
@@ -54,14 +54,20 @@ async def _no_index(request: Request, err: StoreError) -> JSONResponse:
     return error_response(409, f"{err}; upload documents first (POST /v1/documents)")
 
 
+async def _milvus_down(request: Request, err: MilvusUnavailable) -> JSONResponse:
+    return error_response(503, "the index's Milvus server cannot be reached; try again later")
+
+
 async def _bad_value(request: Request, err: ValueError) -> JSONResponse:
     return error_response(400, str(err))
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    """Validation errors are 422, a locked index or a missing one 409, a bad value 400."""
+    """Validation errors are 422, a locked index or a missing one 409, a bad value 400, an
+    unreachable Milvus 503."""
     app.add_exception_handler(RequestValidationError, _invalid_body)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(IndexLocked, _locked)  # a subclass of StoreError: its own message
+    app.add_exception_handler(MilvusUnavailable, _milvus_down)  # its URI is the operator's, not said
     app.add_exception_handler(StoreError, _no_index)
     app.add_exception_handler(ValueError, _bad_value)
