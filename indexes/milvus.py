@@ -36,6 +36,7 @@ HNSW_EF_SEARCH = 64  # as indexes.dense: the same recall at the same cost
 IVF_NPROBE = 16
 BM25_K1, BM25_B = 1.5, 0.75  # bm25s's defaults, so both backends score alike
 _INSERT_BATCH = 2000
+TIMEOUT_S = 30  # per call: pymilvus would otherwise retry a lost server for ever
 _MAX_TEXT = 65535  # a VARCHAR's bound: words past it are not BM25-indexed (~4,600 words a chunk)
 _clients: dict[str, MilvusClient] = {}
 _clients_lock = threading.Lock()
@@ -90,15 +91,20 @@ def milvus_index(factory: str, n_vectors: int) -> tuple[str, dict]:
         return "HNSW", {"M": int(match[1]), "efConstruction": 40}
     match = re.fullmatch(r"IVF(\d+),(Flat|PQ(\d+)|SQ8)", factory)
     if match:
-        nlist = min(int(match[1]), max(1, n_vectors))
+        nlist = int(match[1])
+        if n_vectors < nlist:  # as indexes.dense refuses it: same settings, same outcome
+            raise ValueError(
+                f"index type {factory!r} needs at least {nlist} chunks to train, the index has "
+                f"{n_vectors}; use --index-type Flat or HNSW32, or a smaller IVF list count"
+            )
         if match[2] == "Flat":
             return "IVF_FLAT", {"nlist": nlist}
         if match[2] == "SQ8":
             return "IVF_SQ8", {"nlist": nlist}
         return "IVF_PQ", {"nlist": nlist, "m": int(match[3]), "nbits": 8}
     raise ValueError(
-        f"index type {factory!r} has no Milvus equivalent here; use Flat, HNSW<M>, IVF<n>,Flat, "
-        "IVF<n>,SQ8 or IVF<n>,PQ<m> with --backend milvus"
+        f"{factory!r} is not a FAISS factory string with a Milvus equivalent; use Flat, HNSW<M>, "
+        "IVF<n>,Flat, IVF<n>,SQ8 or IVF<n>,PQ<m> with --backend milvus"
     )
 
 
@@ -162,7 +168,7 @@ class MilvusGeneration:
     """One published generation's collection; searches follow FAISS's contract, numpy out."""
 
     def __init__(self, uri: str, name: str, n_rows: int, factory: str, scheme: str):
-        self.uri, self.name, self.ntotal, self.scheme = uri, name, n_rows, scheme
+        self.uri, self.name, self.scheme = uri, name, scheme
         self._client = client(uri)
         self._dense_params: dict = {"metric_type": "IP"}
         if factory.startswith("HNSW"):
@@ -171,6 +177,17 @@ class MilvusGeneration:
             self._dense_params["params"] = {"nprobe": IVF_NPROBE}
         if not self._client.has_collection(name):
             raise FileNotFoundError(f"Milvus collection {name} is gone from {uri}")
+        if "Loaded" not in str(self._client.get_load_state(name).get("state")):
+            self._client.load_collection(name, timeout=TIMEOUT_S)  # e.g. a milvus-lite file reopened
+        # what Milvus holds, asked once: a generation's collection never changes after publishing
+        self.ntotal = int(self._client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"])
+        if self.ntotal != n_rows:
+            raise FileNotFoundError(f"Milvus collection {name} holds {self.ntotal} rows, not {n_rows}")
+
+    @property
+    def index_type(self) -> str:
+        """The dense index as Milvus describes it ("FLAT", "HNSW", ...)."""
+        return self._client.describe_index(self.name, "vector")["index_type"]
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Dense: (scores, rows) of shape (len(queries), k), row -1 when missing."""
@@ -178,7 +195,7 @@ class MilvusGeneration:
         k = min(k, self.ntotal)
         hits = self._client.search(
             self.name, data=queries.tolist(), anns_field="vector", limit=max(k, 1),
-            output_fields=["row"], search_params=self._dense_params,
+            output_fields=["row"], search_params=self._dense_params, timeout=TIMEOUT_S,
         ) if k else [[] for _ in queries]
         return _arrays(hits, len(queries), k)
 
@@ -196,6 +213,7 @@ class MilvusGeneration:
             found = self._client.search(
                 self.name, data=[texts[i] for i in asked], anns_field="sparse", limit=k,
                 output_fields=["row"], filter=where, search_params={"metric_type": "BM25"},
+                timeout=TIMEOUT_S,
             )
             for i, h in zip(asked, found, strict=True):
                 hits[i] = h

@@ -4,6 +4,8 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,38 @@ def embedder() -> Embedder:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(index=tmp_path / "index")
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(tmp_path_factory) -> Iterator[str]:
+    """A real Milvus gRPC server on 127.0.0.1 for the whole run (milvus-lite's `server`): the path
+    a cluster's URI takes, which several processes can share (a milvus-lite file cannot)."""
+    port = free_port()
+    data = tmp_path_factory.mktemp("milvus")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("milvus-lite")), "server", "--data-dir", str(data),
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=open(data / "server.log", "w"),
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        assert server.poll() is None and time.monotonic() < deadline, (data / "server.log").read_text()
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture(params=["local", "milvus"])
+def store_settings(request, tmp_path: Path) -> Settings:
+    """`settings` once per index backend: FAISS + bm25s files, and Milvus (a server)."""
+    if request.param == "local":
+        return Settings(index=tmp_path / "index")
+    uri = request.getfixturevalue("milvus_uri")
+    return Settings(index=tmp_path / "index", index_backend="milvus", milvus_uri=uri)
 
 
 @pytest.fixture

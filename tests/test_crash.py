@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from pdfs import lorem, make_pdf
 
-from indexes import IndexStore, text_hash
+from indexes import IndexStore, milvus, text_hash
 from rag.ingest import ingest
 from rag.retrieval import Retriever
 from rag.settings import Settings
@@ -58,10 +59,21 @@ app(prog_name="rag")
 ORIGINAL = {"plants.pdf", "space.pdf", "zoo.pdf"}
 
 
-def ingest_killed_at(point: str, folder: Path, index: Path) -> None:
-    """`rag ingest` of `folder`, killed at `point`; fails if it got through without dying."""
+@pytest.fixture
+def settings(store_settings) -> Settings:
+    """Every test here runs against both index backends (local files and Milvus)."""
+    return store_settings
+
+
+def ingest_killed_at(point: str, folder: Path, settings: Settings) -> None:
+    """`rag ingest` of `folder` into `settings.index`, killed at `point`; fails if it got through
+    without dying. The index backend is the settings' (a new index takes it from the flags)."""
+    store = ["--backend", settings.index_backend]
+    if settings.milvus_uri:
+        store += ["--milvus-uri", settings.milvus_uri]
     done = subprocess.run(
-        [sys.executable, "-c", KILL_AT, point, "ingest", str(folder), "--index", str(index), "-q"],
+        [sys.executable, "-c", KILL_AT, point, "ingest", str(folder), "--index", str(settings.index), "-q",
+         *store],
         capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == -signal.SIGKILL, f"not killed at {point}: {done.stdout}{done.stderr}"
@@ -107,15 +119,15 @@ def assert_intact(index: Path, generation: str | None, names: set[str], embedder
 
 
 def test_kill_mid_embedding_keeps_old_generation_and_rerun_embeds_only_the_rest(
-    corpus, tmp_path, embedder
+    corpus, settings, embedder
 ) -> None:
     # small chunks: the batch makes more than one embedding group (rag.ingest.EMBED_GROUP) quickly
-    settings = Settings(index=tmp_path / "index", chunk_size=64, chunk_overlap=8)
+    settings = settings.model_copy(update={"chunk_size": 64, "chunk_overlap": 8})
     ingest([corpus], settings, progress=False, embedder=embedder)
     old = IndexStore(settings.index).current_name()
     batch = add_batch(corpus, 12)
 
-    ingest_killed_at("embedding", corpus, settings.index)
+    ingest_killed_at("embedding", corpus, settings)
     assert_intact(settings.index, old, ORIGINAL, embedder)
     staged = staged_hashes(settings.index)
     assert staged  # the first group's vectors survived the crash
@@ -131,7 +143,7 @@ def test_kill_mid_embedding_keeps_old_generation_and_rerun_embeds_only_the_rest(
 
 
 def test_kills_while_publishing_never_expose_half_an_index(corpus, settings, embedder) -> None:
-    ingest_killed_at("publish", corpus, settings.index)  # the very first run: nothing to keep
+    ingest_killed_at("publish", corpus, settings)  # the very first run: nothing to keep
     assert IndexStore(settings.index).current_name() is None and staged_hashes(settings.index)
     counting = Counting(embedder)
     first = ingest([corpus], settings, progress=False, embedder=counting)
@@ -141,20 +153,20 @@ def test_kills_while_publishing_never_expose_half_an_index(corpus, settings, emb
     batch = add_batch(corpus, 4)
     generations = settings.index / "generations"
 
-    ingest_killed_at("publish", corpus, settings.index)  # every new vector staged, none published
+    ingest_killed_at("publish", corpus, settings)  # every new vector staged, none published
     assert_intact(settings.index, old, ORIGINAL, embedder)
     staged = staged_hashes(settings.index)
 
-    ingest_killed_at("rename", corpus, settings.index)  # a complete generation under a temporary name
+    ingest_killed_at("rename", corpus, settings)  # a complete generation under a temporary name
     assert_intact(settings.index, old, ORIGINAL, embedder)
     assert [p.name for p in generations.glob(".tmp-*")] and staged_hashes(settings.index) == staged
 
-    ingest_killed_at("swap", corpus, settings.index)  # renamed into place, CURRENT not yet swapped
+    ingest_killed_at("swap", corpus, settings)  # renamed into place, CURRENT not yet swapped
     assert_intact(settings.index, old, ORIGINAL, embedder)
     unpublished = sorted(p.name for p in generations.glob("gen-*") if p.name > old)
     assert len(unpublished) == 1 and not list(generations.glob(".tmp-*"))  # the leftover was removed
 
-    ingest_killed_at("collect", corpus, settings.index)  # CURRENT swapped: the new one is published
+    ingest_killed_at("collect", corpus, settings)  # CURRENT swapped: the new one is published
     new = IndexStore(settings.index).current_name()
     assert new is not None and new > old
     assert_intact(settings.index, new, ORIGINAL | batch, embedder)
@@ -162,3 +174,13 @@ def test_kills_while_publishing_never_expose_half_an_index(corpus, settings, emb
     counting = Counting(embedder)
     final = ingest([corpus], settings, progress=False, embedder=counting)
     assert final.count("unchanged") == 7 and final.generation == new and counting.texts == []
+    if settings.index_backend == "milvus":  # no collection of a killed run is left behind
+        assert milvus_collections(settings) == {p.name for p in generations.glob("gen-*")}
+
+
+def milvus_collections(settings: Settings) -> set[str]:
+    """This index's generation collections in Milvus, named as their generation directories."""
+    with IndexStore(settings.index).open() as snap:
+        prefix = snap.manifest.milvus_prefix + "_"
+    names = milvus.client(settings.milvus_uri).list_collections()
+    return {n.removeprefix(prefix).replace("_", "-") for n in names if n.startswith(prefix + "gen_")}

@@ -1,20 +1,35 @@
 """Incremental ingest, generations, locking and settings checks, on real PDFs and the real model."""
 
+import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from pdfs import lorem, make_pdf
 
 from indexes import IndexLocked, IndexStore
+from rag.embedding import DEFAULT_MODEL, resolve_model
 from rag.ingest import ModelMismatch, ingest, remove_documents
+from rag.reindex import reindex
 from rag.retrieval import Retriever
 from rag.settings import Settings
+
+
+@pytest.fixture
+def settings(store_settings) -> Settings:
+    """Every test here runs against both index backends (local files and Milvus)."""
+    return store_settings
 
 
 def chunk_ids(index: Path, doc: str) -> list[str]:
     with IndexStore(index).open() as snap:
         return [c.chunk_id for c in snap.records.all_chunks() if c.doc == doc]
+
+
+def index_kind(snap) -> str:
+    """The built search structure as its engine names it: a FAISS class, or Milvus's index type."""
+    return getattr(snap.dense, "index_type", None) or type(snap.dense).__name__
 
 
 def doc_names(index: Path) -> set[str]:
@@ -128,13 +143,13 @@ def test_index_type_is_a_factory_string_and_can_change(corpus, settings, embedde
     report = ingest([corpus], hnsw, progress=False, embedder=embedder)
     assert report.chunks_embedded == 0  # rebuilt from the kept vectors
     with IndexStore(settings.index).open() as snap:
-        assert snap.manifest.index_factory == "HNSW32" and "HNSW" in type(snap.dense).__name__
+        assert snap.manifest.index_factory == "HNSW32" and "HNSW" in index_kind(snap)
     hit = Retriever(settings.index, embedder).search("Europa salty ocean", k=1, mode="dense")[0]
     assert hit.doc == "space.pdf"
     # deleting from an HNSW index works: the structure is rebuilt from the vectors
     remove_documents(["space.pdf"], settings)
     with IndexStore(settings.index).open() as snap:
-        assert snap.dense.ntotal == snap.n_chunks and "HNSW" in type(snap.dense).__name__
+        assert snap.dense.ntotal == snap.n_chunks and "HNSW" in index_kind(snap)
     with pytest.raises(ValueError, match="needs at least 1024 chunks"):
         ingest([corpus], Settings(index=settings.index, index_type="IVF1024,Flat"), progress=False,
                embedder=embedder)
@@ -177,3 +192,35 @@ def test_readers_keep_working_while_a_writer_publishes(corpus, settings, embedde
         reader.join()
     assert not errors and searches[0] > 0
     assert IndexStore(settings.index).current_name() == "gen-000007"
+
+
+def test_reindex_with_another_model_while_a_thread_searches(corpus, settings, embedder, tmp_path) -> None:
+    ingest([corpus], settings, progress=False, embedder=embedder)
+    # "another model": the bundled weights under another name, so the plumbing, not the model, is tested
+    other = shutil.copytree(resolve_model(DEFAULT_MODEL), tmp_path / "tuned-minilm")
+    retriever = Retriever(settings.index, embedder, query_backend="torch")
+    errors, searches, stop = [], [0], threading.Event()
+
+    def keep_searching() -> None:
+        while not stop.is_set():
+            try:
+                results = retriever.search("Jupiter moon Europa ocean", k=3)
+                assert results and results[0].doc == "space.pdf"
+                searches[0] += 1
+            except Exception as err:  # noqa: BLE001 - any failure is what this test looks for
+                errors.append(err)
+
+    reader = threading.Thread(target=keep_searching)
+    reader.start()
+    try:
+        report = reindex(settings.model_copy(update={"embed_backend": "torch"}), str(other), progress=False)
+        before = searches[0]
+        deadline = time.monotonic() + 60
+        while searches[0] < before + 3 and time.monotonic() < deadline:  # searches on the new generation
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        reader.join()
+    assert not errors and searches[0] >= before + 3
+    assert report.model == str(other) and report.previous_model == DEFAULT_MODEL
+    assert retriever.snapshot().manifest.model == str(other) and retriever.embedder.name == str(other)

@@ -8,6 +8,12 @@ from rag.retrieval import Retriever, reciprocal_rank_fusion
 
 
 @pytest.fixture
+def settings(store_settings):
+    """Every test here runs against both index backends (local files and Milvus)."""
+    return store_settings
+
+
+@pytest.fixture
 def retriever(corpus, settings, embedder) -> Retriever:
     ingest([corpus], settings, progress=False, embedder=embedder)
     return Retriever(settings.index, embedder)
