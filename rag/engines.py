@@ -2,7 +2,7 @@
 
   onnx          the embedded default: rag.onnx_generation (ONNX Runtime GenAI)
   transformers  in-process transformers (rag.generation.TransformersGenerator); merges adapters
-  openai        any OpenAI-compatible server
+  openai        any OpenAI-compatible server, or several replicas of one (rag.replicas)
   vllm          a running vLLM, or one started for the command (rag.vllm_server)
 """
 
@@ -29,6 +29,7 @@ def load_generator(
     grounded: bool = False,
     precision: str = "fp32",
     vllm_compile: bool | None = None,
+    vllm_parallel: dict[str, int] | None = None,
 ) -> Generator:
     """The generator for an engine: the one place an engine is chosen (CLI, server, evals).
 
@@ -36,9 +37,11 @@ def load_generator(
     Runtime GenAI in `precision` (transformers instead where there is an adapter or no
     onnxruntime-genai); openai talks to a running server at
     `base_url`; vllm talks to a running vLLM at `base_url`, or, without one, starts vLLM from
-    `vllm_python` (rag.vllm_server) serving the model and the adapter; `close()` on the returned
-    generator stops it. `grounded`: the embedded engine decodes numbers from the sources only
-    (rag.grounded_decoding); the other engines leave it to the claim check.
+    `vllm_python` (rag.vllm_server) serving the model and the adapter, with `vllm_parallel`
+    (vLLM's parallel sizes); `close()` on the returned generator stops it. Several base URLs,
+    comma-separated, are replicas of one model (rag.replicas). `grounded`: the embedded engine
+    decodes numbers from the sources only (rag.grounded_decoding); the other engines leave it to
+    the claim check.
     """
     if engine == "onnx":
         from rag import onnx_generation
@@ -53,13 +56,19 @@ def load_generator(
     if engine == "openai" or (engine == "vllm" and base_url):
         if not base_url:
             raise ValueError(f"the {engine} engine needs a base URL (RAG_LLM_BASE_URL)")
-        return OpenAIGenerator(base_url, model, api_key)
+        urls = [u.strip() for u in base_url.split(",") if u.strip()]
+        if len(urls) > 1:
+            from rag.replicas import ReplicaPool
+
+            return ReplicaPool(urls, model, api_key)
+        return OpenAIGenerator(urls[0], model, api_key)
     if engine == "vllm":
         from rag.vllm_server import VLLMServer
 
         try:
             server = VLLMServer(
-                model, hf_model_dir(model), vllm_python, log=vllm_log, adapter=adapter, compile=vllm_compile
+                model, hf_model_dir(model), vllm_python, log=vllm_log, adapter=adapter,
+                compile=vllm_compile, parallel=vllm_parallel,
             )
         except (RuntimeError, TimeoutError) as err:
             raise ValueError(f"vLLM did not start: {err}") from None
@@ -80,6 +89,11 @@ def open_generator(settings, vllm_log: Path | None = None) -> Generator:
         settings.grounded_decoding,
         settings.llm_precision,
         settings.vllm_compile,
+        {
+            "tensor-parallel-size": settings.vllm_tensor_parallel,
+            "pipeline-parallel-size": settings.vllm_pipeline_parallel,
+            "data-parallel-size": settings.vllm_data_parallel,
+        },
     )
 
 

@@ -294,12 +294,15 @@ class OpenAIGenerator:
         timeout: float = 300,
         server=None,
         context_length: int = DEFAULT_CONTEXT_LENGTH,
+        max_retries: int = 2,
     ):
         from openai import OpenAI
 
         self.name = model
         self.context_length = context_length  # what rag.prompt_budget cuts prompts to
-        self.client = OpenAI(base_url=base_url, api_key=api_key or "none", timeout=timeout)
+        self.client = OpenAI(
+            base_url=base_url, api_key=api_key or "none", timeout=timeout, max_retries=max_retries
+        )
         self.server = server  # a vLLM child process this generator owns (rag.vllm_server), or None
 
     def close(self) -> None:

