@@ -349,4 +349,14 @@ def open_chat(
     retriever = retriever or Retriever.from_settings(settings)
     generator = generator or open_generator(settings)
     answerer = Answerer.from_settings(retriever, generator, settings)
-    return Chat(answerer, sessions or SessionStore(settings.sessions))
+    return Chat(answerer, sessions or open_session_store(settings))
+
+
+def open_session_store(settings) -> SessionStore:
+    """The conversations of `settings`' collection: in PostgreSQL when `state_url` names one
+    (shared by several servers), else in the collection's SQLite file."""
+    from rag.sessions_postgres import PostgresSessionStore, is_postgres_url
+
+    if is_postgres_url(settings.state_url):
+        return PostgresSessionStore(settings.state_url, scope=settings.collection or "default")
+    return SessionStore(settings.sessions)

@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     # even when it is another figure of the sources, so fewer wrong answers get replaced
     grounded_decoding: bool = Field(False, description="embedded engine: only the sources' numbers")
     sessions: Path = Field(default_factory=default_sessions_file)
+    # several `rag serve` replicas share sessions, jobs and the writer's turn through PostgreSQL
+    state_url: str | None = Field(None, description="postgresql://... for replicas [SQLite files]")
     # rag ask / rag chat answer through a running `rag serve` of the same index (rag/remote.py)
     use_server: bool = Field(True, description="use a running rag serve of the index when one is up")
     server_key: str | None = Field(None, description="API key for that server [first of RAG_API_KEYS]")

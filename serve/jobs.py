@@ -22,8 +22,12 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from indexes import IndexLocked
+
+if TYPE_CHECKING:
+    from serve.job_table import JobTable
 
 FIRST_RETRY_S, LAST_RETRY_S = 0.1, 2.0  # backoff between tries on a locked index
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?!v1/)(?:[^/\s'\"():,;]+/)+([^/\s'\"():,;]*)")
@@ -87,6 +91,8 @@ class JobRunner:
         keep_s: finished jobs are forgotten after this many seconds...
         keep: ...or once more than this many finished jobs are kept (the oldest go).
         folders: server folders (index, uploads) that error texts must not show.
+        table: where replicas share jobs (serve.job_table, PostgreSQL); None: this process only.
+        writer_key: the index's name in the table's writer lock, taken around every job.
     """
 
     def __init__(
@@ -95,8 +101,11 @@ class JobRunner:
         keep_s: float = 3600.0,
         keep: int = 1000,
         folders: Iterable[Path] = (),
+        table: JobTable | None = None,
+        writer_key: str = "",
     ):
         self.lock_wait_s, self.keep_s, self.keep = lock_wait_s, keep_s, keep
+        self.table, self.writer_key = table, writer_key
         self.folders = list(folders)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index-writer")
         self._jobs: dict[str, Job] = {}
@@ -112,8 +121,9 @@ class JobRunner:
             job.status = "running"
             job.started = time.time()
             status = "failed"
+            finished = self._share(job)
             try:
-                job.result = retry_locked(lambda: work(job), job, self.lock_wait_s, self._stop)
+                job.result = retry_locked(lambda: self._in_turn(work, job), job, self.lock_wait_s, self._stop)
                 status = "done"
             except IndexLocked as err:
                 job.error = f"IndexLocked: {err.public} (waited {self.lock_wait_s:g} s)"
@@ -123,17 +133,46 @@ class JobRunner:
             finally:
                 job.finished = time.time()  # before the status: a client seeing "done" reads it
                 job.status = status
+                finished.set()
 
         with self._lock:
             self._expire()
             self._jobs[job.id] = job
+            if self.table is not None:
+                self.table.save(job)
             self._futures[job.id] = self._pool.submit(run)
         return job
 
+    def _in_turn(self, work: Callable[[Job], dict], job: Job) -> dict:
+        """`work(job)` while holding the replicas' writer lock, where replicas share one."""
+        if self.table is None:
+            return work(job)
+        with self.table.writer_turn(self.writer_key):
+            return work(job)
+
+    def _share(self, job: Job) -> threading.Event:
+        """Write the job's row every half second until the returned event is set, and once more
+        then: other replicas read its progress from the table."""
+        finished = threading.Event()
+        if self.table is not None:
+            table = self.table
+
+            def keep_writing() -> None:
+                while not finished.wait(0.5):
+                    table.save(job)
+                table.save(job)
+
+            threading.Thread(target=keep_writing, daemon=True, name=f"job-{job.id}").start()
+        return finished
+
     def get(self, job_id: str) -> Job | None:
+        """The job, from this process or, with a shared table, from whichever replica runs it."""
         with self._lock:
             self._expire()
-            return self._jobs.get(job_id)
+            job = self._jobs.get(job_id)
+        if job is None and self.table is not None:
+            job = self.table.load(job_id)
+        return job
 
     def wait(self, job: Job, timeout: float | None = None) -> Job:
         """The job once it is over, or as it stands after `timeout` seconds."""
@@ -154,6 +193,8 @@ class JobRunner:
         for j in old:
             self._jobs.pop(j.id, None)
             self._futures.pop(j.id, None)
+        if self.table is not None:
+            self.table.forget([j.id for j in old])
 
     def shutdown(self) -> None:
         self._stop.set()  # a job waiting for the lock gives up now

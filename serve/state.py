@@ -13,13 +13,14 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from indexes import DocumentRecord, IndexStore
-from rag.conversation import Chat, SessionStore, open_chat
+from rag.conversation import Chat, SessionStore, open_chat, open_session_store
 from rag.embedders import load_embedder, query_backend
 from rag.embedding import Embedder
 from rag.engines import open_generator
 from rag.generation import Generator
 from rag.ingest import IngestReport, ingest, remove_documents
 from rag.retrieval import Retriever
+from rag.sessions_postgres import is_postgres_url
 from rag.settings import Settings
 from serve.auth import Grant
 from serve.jobs import Job, JobRunner, public_text
@@ -88,9 +89,14 @@ class AppState:
         self.uploads = settings.index.parent / f"{settings.index.name}-documents"
         self.uploads.mkdir(parents=True, exist_ok=True)
         remove_partials(self.uploads)
+        table = None
+        if is_postgres_url(settings.state_url):  # replicas: jobs and the writer's turn shared
+            from serve.job_table import JobTable
+
+            table = JobTable(settings.state_url, self.name)
         self.jobs = JobRunner(
             settings.lock_wait_s, settings.job_keep_s, settings.job_keep,
-            folders=(settings.index, self.uploads),
+            folders=(settings.index, self.uploads), table=table, writer_key=self.name,
         )
 
     def chat(self) -> Chat:
@@ -115,7 +121,7 @@ class AppState:
         session loads no generator (the chat, once open, writes its turns to this same store)."""
         with self._sessions_lock:
             if self._sessions is None:
-                self._sessions = SessionStore(self.settings.sessions)
+                self._sessions = open_session_store(self.settings)
             return self._sessions
 
     def session(self, session_id: str | None, grant: Grant) -> str:

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +80,30 @@ def milvus_uri(tmp_path_factory) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.terminate()
     server.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server of its own (Debian's `postgresql`; .ci/run installs it) on
+    127.0.0.1 for the whole run, in a temporary cluster that goes with it."""
+    initdb = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not initdb:
+        pytest.skip("PostgreSQL's server is not installed (apt-get install postgresql; .ci/run does)")
+    bin_dir = initdb[-1].parent
+    data = Path(tempfile.mkdtemp(prefix="rag-pg-"))
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(data, "postgres", "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    run = functools.partial(subprocess.run, check=True, capture_output=True, text=True, timeout=120)
+    run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data / "db"), "-U", "postgres", "--auth=trust"])
+    run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data / "db"), "-w", "-l", str(data / "log"),
+         "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start"])
+    yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data / "db"), "-m", "fast", "stop"],
+                   capture_output=True, timeout=60)
+    shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture(params=["local", "milvus"])
