@@ -39,6 +39,9 @@ def ingest(
         str | None, typer.Option(help="Milvus server URI, or a milvus-lite file [INDEX/milvus.db]")
     ] = None,
     extractor: Annotated[str | None, typer.Option(help="pdfium (default), pypdf or pymupdf")] = None,
+    ray: Annotated[
+        str | None, typer.Option(help="Parse and embed on Ray: local (a new cluster here), auto or ray://HOST")
+    ] = None,
     embed_backend: Annotated[
         str | None, typer.Option(help="auto (default: the faster here, measured once), torch or onnx-int8")
     ] = None,
@@ -61,6 +64,7 @@ def ingest(
     settings = run_guarded(lambda: load_settings(
         index=index, collection=collection, model=model, chunk_size=chunk_size, chunk_overlap=overlap,
         index_type=index_type, index_backend=backend, milvus_uri=milvus_uri, extractor=extractor,
+        ray_address=ray,
         embed_backend=embed_backend, ocr=ocr, query_prompt=query_prompt, document_prompt=document_prompt,
     ))
     report = run_guarded(lambda: run_ingest(paths, settings, prune=prune, progress=not quiet))

@@ -205,19 +205,36 @@ def update_index(
         report.files += plan.results
         if not plan.publishes(len(plan.todo)):
             return report
-        chunker = _chunker(plan.manifest, embedder, timer) if plan.todo else None
         headed = plan.manifest.header_scheme != "none"
         old_chunks = current.records.all_chunks() if current else []  # read once, used twice
         known = _known_vectors(current, old_chunks, writer.store.staging, plan.manifest.vectors_made_by)
         embed = _Embed(known, plan.manifest, settings, writer.store.staging, timer, embedder)
         with _progress(progress, len(plan.todo), on_file) as bars:
-            parsed = _parsed(plan.todo, chunker, timer, headed)
+            if settings.ray_address and plan.todo:
+                parsed = _on_ray(plan, settings, embed, headed, timer)
+            else:
+                chunker = _chunker(plan.manifest, embedder, timer) if plan.todo else None
+                parsed = _parsed(plan.todo, chunker, timer, headed)
             docs = _embed_all(_groups(parsed, report, bars), embed, plan, report, bars)
         if not plan.publishes(len(docs)):
             return report  # every file to do failed: the published generation stays as it is
         with timer("write"):
             report.generation = _write(writer, plan, current, old_chunks, docs, known).name
     return report
+
+
+def _on_ray(plan: Plan, settings: Settings, embed: _Embed, headed: bool, timer: _Timer) -> Iterator[Parsed]:
+    """Parse and embed `plan.todo` on a Ray cluster (rag.ray_ingest); the vectors it made wait in
+    `embed.precomputed` for the usual embed stage, which then only stages them."""
+    from rag import ray_ingest
+
+    if plan.manifest.dimension == 0 or None in (plan.manifest.query_prompt, plan.manifest.document_prompt):
+        embed.model()  # a new index: its dimension and prompts from the model, loaded here once
+    with timer("ray parse and embed"):
+        parsed, embed.precomputed = ray_ingest.parse_and_embed(
+            plan.todo, plan.manifest, settings, embed.known, headed
+        )
+    return iter(parsed)
 
 
 def _plan(
@@ -374,23 +391,30 @@ def _parsed(todo: list[Source], chunker: Chunker | None, timer: _Timer, headed: 
 
     def work() -> None:
         for source in todo:
-            try:
-                with timer("parse"):
-                    pages = source.load()
-                with timer("chunk"):
-                    chunks = chunker.split(source.name, pages)
-                # a one-chunk document is its own context; a header would only repeat it
-                header = _header(source, pages) if headed and len(chunks) > 1 else ""
-                ahead.put(Parsed(source, pages, _keyed(chunks, header), header))
-            except DocumentError as err:
-                ahead.put(Parsed(source, error=err))
-            except Exception as err:  # one unreadable file must not stop the run
-                ahead.put(Parsed(source, error=DocumentError("corrupt", f"cannot read: {err}")))
+            ahead.put(parse_source(source, chunker, headed, timer))
         ahead.put(None)
 
     threading.Thread(target=work, daemon=True, name="ingest-parse").start()
     while (item := ahead.get()) is not None:
         yield item
+
+
+def parse_source(source: Source, chunker: Chunker, headed: bool, timer: _Timer | None = None) -> Parsed:
+    """One source's pages, chunks and header, or the error that stopped it (never raised: one
+    unreadable file must not stop the run)."""
+    timer = timer or _Timer({})
+    try:
+        with timer("parse"):
+            pages = source.load()
+        with timer("chunk"):
+            chunks = chunker.split(source.name, pages)
+        # a one-chunk document is its own context; a header would only repeat it
+        header = _header(source, pages) if headed and len(chunks) > 1 else ""
+        return Parsed(source, pages, _keyed(chunks, header), header)
+    except DocumentError as err:
+        return Parsed(source, error=err)
+    except Exception as err:
+        return Parsed(source, error=DocumentError("corrupt", f"cannot read: {err}"))
 
 
 def _header(source: Source, pages: list[str]) -> str:
@@ -438,6 +462,18 @@ class _Embed:
     staging: Path
     timer: _Timer
     embedder: Embedder | None = None
+    precomputed: dict[str, np.ndarray] = field(default_factory=dict)  # made on Ray (rag.ray_ingest)
+
+    def model(self) -> Embedder:
+        """The model, loaded once; the manifest's dimension and prompts come from it."""
+        if self.embedder is None:
+            with self.timer("load model"):
+                self.embedder = load_embedder(
+                    self.manifest.model, self.manifest.embed_backend,
+                    self.settings.embed_batch_size, self.settings.embed_precision,
+                )
+        _check_window(self.manifest, self.embedder)
+        return self.embedder
 
     def __call__(self, docs: list[Parsed]) -> int:
         """Embed the unknown chunks of `docs` in one go and stage them; returns how many."""
@@ -447,21 +483,18 @@ class _Embed:
             for c in d.chunks
             if c.text_hash not in self.known
         }
+        rest = {h: t for h, t in new.items() if h not in self.precomputed}
         if self.embedder is not None and self.embedder.backend != self.manifest.embed_backend:
             self.embedder = None  # a caller's query embedder (int8) must not write torch vectors
-        if new and self.embedder is None:
-            with self.timer("load model"):
-                self.embedder = load_embedder(
-                    self.manifest.model, self.manifest.embed_backend,
-                    self.settings.embed_batch_size, self.settings.embed_precision,
-                )
-        if self.embedder is not None:
-            _check_window(self.manifest, self.embedder)
+        if rest or self.embedder is not None:
+            self.model()
         with self.timer("embed"):
             prompt = self.manifest.document_prompt or ""
-            fresh = self.embedder.encode(list(new.values()), prompt=prompt) if new else []
-        self.known.update(zip(new, fresh, strict=True))
-        _stage(self.staging, docs[0].source.sha256, self.manifest.vectors_made_by, list(new), fresh)
+            fresh = self.embedder.encode(list(rest.values()), prompt=prompt) if rest else []
+        self.known.update(zip(rest, fresh, strict=True))
+        self.known.update((h, self.precomputed[h]) for h in new if h not in rest)
+        _stage(self.staging, docs[0].source.sha256, self.manifest.vectors_made_by, list(new),
+               [self.known[h] for h in new])
         return len(new)
 
 

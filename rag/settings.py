@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     collapse_duplicates: bool = Field(True, description="fold near-duplicate results into the best one")
     reranker: str | None = Field(None, description="cross-encoder (rag finetune-rerank) over the top 50")
     embed_batch_size: int = Field(32, ge=1)
+    # parse and embed on a Ray cluster (rag.ray_ingest): "local" starts one on this machine
+    ray_address: str | None = Field(None, description="Ray cluster for ingest: local, auto or ray://...")
+    ray_workers: int | None = Field(None, ge=1, description="parser and embedder actors [the cluster's CPUs]")
     # E5 models want "query: " / "passage: "; None: what the model's sentence-transformers config says
     query_prompt: str | None = Field(None, description="put before each query when embedding it")
     document_prompt: str | None = Field(None, description="put before each chunk when embedding it")
