@@ -6,6 +6,8 @@ Each pipeline runs in its own process so that peak memory (max RSS) is its own:
   ragstack-fp32       the same with torch in float32 throughout
   ragstack-bf16       the same with torch's matrix products in bfloat16 (extra: slow without native bf16)
   ragstack-onnx       the same with the int8 ONNX Runtime embedder
+  ragstack-ray        the default, parsed and embedded by Ray Data actors on a local Ray instance
+                      started in the run (`rag ingest --ray local`; extra; its time includes Ray's start)
   llamaindex-equal    SimpleDirectoryReader (pypdf) -> SentenceSplitter(same size/overlap, MiniLM
                       tokenizer) -> HuggingFaceEmbedding(same MiniLM dir) -> FaissVectorStore
   llamaindex-default  the same with LlamaIndex's defaults (1024-token nodes, 20 overlap,
@@ -32,7 +34,7 @@ DEFAULT_PDFS = ROOT.parent / "shared" / "data" / "financebench" / "pdfs"
 CHUNK, OVERLAP = 200, 32
 PIPELINES = ("ragstack", "ragstack-fp32", "ragstack-onnx", "llamaindex-equal", "llamaindex-default")
 # the default with a document header in every chunk; torch in bf16
-EXTRA_PIPELINES = ("ragstack-headers", "ragstack-bf16")
+EXTRA_PIPELINES = ("ragstack-headers", "ragstack-bf16", "ragstack-ray")
 EXPLICIT = {  # pipeline -> (backend, precision) forced; "ragstack" leaves both to measurement
     "ragstack-fp32": ("torch", "fp32"),
     "ragstack-bf16": ("torch", "bf16"),
@@ -40,7 +42,9 @@ EXPLICIT = {  # pipeline -> (backend, precision) forced; "ragstack" leaves both 
 }
 
 
-def run_ragstack(pdfs: Path, backend: str = "auto", precision: str = "auto", header: str = "none") -> dict:
+def run_ragstack(
+    pdfs: Path, backend: str = "auto", precision: str = "auto", header: str = "none", ray: bool = False
+) -> dict:
     from indexes import IndexStore
     from rag.embedding import resolve_precision
     from rag.ingest import ingest
@@ -49,7 +53,8 @@ def run_ragstack(pdfs: Path, backend: str = "auto", precision: str = "auto", hea
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         settings = Settings(index=Path(tmp) / "index", chunk_size=CHUNK, chunk_overlap=OVERLAP,
-                            embed_backend=backend, embed_precision=precision, doc_header=header)
+                            embed_backend=backend, embed_precision=precision, doc_header=header,
+                            ray_address="local" if ray else None)
         report = ingest([pdfs], settings, progress=False)
         total = time.perf_counter() - start
         with IndexStore(settings.index).open() as snapshot:
@@ -105,7 +110,7 @@ def child(pipeline: str, pdfs: Path) -> None:
     if pipeline.startswith("ragstack"):
         backend, precision = EXPLICIT.get(pipeline, ("auto", "auto"))
         header = "title-entities-v1" if pipeline == "ragstack-headers" else "none"
-        result = run_ragstack(pdfs, backend, precision, header)
+        result = run_ragstack(pdfs, backend, precision, header, ray=pipeline == "ragstack-ray")
     else:
         result = run_llamaindex(pdfs, defaults=pipeline == "llamaindex-default")
     result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -31,10 +31,9 @@ if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
 LOCAL, MILVUS = "local", "milvus"
-STORE_BACKENDS = (LOCAL, MILVUS)
 HNSW_EF_SEARCH = 64  # as indexes.dense: the same recall at the same cost
 IVF_NPROBE = 16
-BM25_K1, BM25_B = 1.5, 0.75  # bm25s's defaults, so both backends score alike
+BM25_K1, BM25_B = 1.5, 0.75  # bm25s's: both backends rank alike (scores differ in scale)
 _INSERT_BATCH = 2000
 TIMEOUT_S = 30  # per call: pymilvus would otherwise retry a lost server for ever
 _MAX_TEXT = 65535  # a VARCHAR's bound: words past it are not BM25-indexed (~4,600 words a chunk)
@@ -82,6 +81,14 @@ def client(uri: str) -> MilvusClient:
         return _clients[uri]
 
 
+def close(uri: str) -> None:
+    """Close this process's client of `uri` (a milvus-lite file is then free for another process)."""
+    with _clients_lock:
+        opened = _clients.pop(uri, None)
+    if opened is not None:
+        opened.close()
+
+
 def milvus_index(factory: str, n_vectors: int) -> tuple[str, dict]:
     """The Milvus index type and build parameters for a FAISS factory string."""
     match = re.fullmatch(r"HNSW(\d+)(?:,Flat)?", factory)
@@ -101,6 +108,8 @@ def milvus_index(factory: str, n_vectors: int) -> tuple[str, dict]:
             return "IVF_FLAT", {"nlist": nlist}
         if match[2] == "SQ8":
             return "IVF_SQ8", {"nlist": nlist}
+        # milvus-lite 3.2 takes IVF_PQ but does not build it yet and searches exhaustively; a
+        # Milvus server builds it
         return "IVF_PQ", {"nlist": nlist, "m": int(match[3]), "nbits": 8}
     raise ValueError(
         f"{factory!r} is not a FAISS factory string with a Milvus equivalent; use Flat, HNSW<M>, "

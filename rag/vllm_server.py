@@ -165,7 +165,8 @@ def _has_nvidia_gpu() -> bool:
 
 def _die_with_parent() -> None:
     """In the child, before exec: SIGTERM it when the process that started it dies (Linux), so
-    that a killed `rag serve` never leaves vLLM running."""
+    that a killed `rag serve` never leaves vLLM running. Linux ties this to the *thread* that
+    started the child: start a VLLMServer from a thread that outlives it (the main thread)."""
     try:
         import ctypes
 
