@@ -168,11 +168,17 @@ class SessionStore:
     def valid_id(session_id: str) -> bool:
         return bool(_SESSION_ID.match(session_id))
 
+    @classmethod
+    def new_id(cls, session_id: str | None = None) -> str:
+        """`session_id` if it is a valid one (ValueError if not), else a random one."""
+        session_id = session_id or uuid.uuid4().hex
+        if not cls.valid_id(session_id):
+            raise ValueError("a session id is 1-128 letters, digits or _.:-")
+        return session_id
+
     def create(self, session_id: str | None = None, owner: str | None = None) -> str:
         """A new session (a random id unless one is given) belonging to `owner`, if given."""
-        session_id = session_id or uuid.uuid4().hex
-        if not self.valid_id(session_id):
-            raise ValueError("a session id is 1-128 letters, digits or _.:-")
+        session_id = self.new_id(session_id)
         with self._lock:
             self._db.execute(
                 "INSERT OR IGNORE INTO sessions (id, created, owner) VALUES (?, ?, ?)",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from typing import TYPE_CHECKING
 
 from rag.conversation import SessionStore
@@ -69,9 +68,7 @@ class PostgresSessionStore:
             return self._db.execute(sql, args).fetchall()
 
     def create(self, session_id: str | None = None, owner: str | None = None) -> str:
-        session_id = session_id or uuid.uuid4().hex
-        if not self.valid_id(session_id):
-            raise ValueError("a session id is 1-128 letters, digits or _.:-")
+        session_id = SessionStore.new_id(session_id)
         with self._lock:
             self._db.execute(
                 "INSERT INTO rag_sessions VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",

@@ -3,6 +3,8 @@
 import shutil
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -167,30 +169,39 @@ def test_old_generations_are_collected(corpus, settings, embedder) -> None:
     assert (settings.index / "CURRENT").read_text().strip() == "gen-000003"
 
 
-def test_readers_keep_working_while_a_writer_publishes(corpus, settings, embedder) -> None:
-    ingest([corpus], settings, progress=False, embedder=embedder)
-    retriever = Retriever(settings.index, embedder)
-    errors, searches, stop = [], [0], threading.Event()
+@contextmanager
+def searching_all_along(retriever: Retriever, query: str, doc: str) -> Iterator[dict]:
+    """A thread searching `query` until the block ends; every search must rank `doc` first.
+    Yields the tally: "searches" done, "errors" met."""
+    tally: dict = {"searches": 0, "errors": []}
+    stop = threading.Event()
 
     def keep_searching() -> None:
         while not stop.is_set():
             try:
-                results = retriever.search("photosynthesis chloroplasts", k=3)
-                assert results and results[0].doc == "plants.pdf"
-                searches[0] += 1
-            except Exception as err:  # noqa: BLE001 - any failure is what this test looks for
-                errors.append(err)
+                results = retriever.search(query, k=3)
+                assert results and results[0].doc == doc
+                tally["searches"] += 1
+            except Exception as err:  # noqa: BLE001 - any failure is what these tests look for
+                tally["errors"].append(err)
 
     reader = threading.Thread(target=keep_searching)
     reader.start()
     try:
-        for _ in range(3):
-            remove_documents(["zoo.pdf"], settings)
-            ingest([corpus], settings, progress=False, embedder=embedder)
+        yield tally
     finally:
         stop.set()
         reader.join()
-    assert not errors and searches[0] > 0
+
+
+def test_readers_keep_working_while_a_writer_publishes(corpus, settings, embedder) -> None:
+    ingest([corpus], settings, progress=False, embedder=embedder)
+    retriever = Retriever(settings.index, embedder)
+    with searching_all_along(retriever, "photosynthesis chloroplasts", "plants.pdf") as tally:
+        for _ in range(3):
+            remove_documents(["zoo.pdf"], settings)
+            ingest([corpus], settings, progress=False, embedder=embedder)
+    assert not tally["errors"] and tally["searches"] > 0
     assert IndexStore(settings.index).current_name() == "gen-000007"
 
 
@@ -203,28 +214,12 @@ def test_reindex_with_another_model_while_a_thread_searches(corpus, settings, em
     # "another model": the bundled weights under another name, so the plumbing, not the model, is tested
     other = shutil.copytree(resolve_model(DEFAULT_MODEL), tmp_path / "tuned-minilm")
     retriever = Retriever(settings.index, embedder, query_backend="torch")
-    errors, searches, stop = [], [0], threading.Event()
-
-    def keep_searching() -> None:
-        while not stop.is_set():
-            try:
-                results = retriever.search("Jupiter moon Europa ocean", k=3)
-                assert results and results[0].doc == "space.pdf"
-                searches[0] += 1
-            except Exception as err:  # noqa: BLE001 - any failure is what this test looks for
-                errors.append(err)
-
-    reader = threading.Thread(target=keep_searching)
-    reader.start()
-    try:
+    with searching_all_along(retriever, "Jupiter moon Europa ocean", "space.pdf") as tally:
         report = reindex(settings.model_copy(update=REINDEX_AS), str(other), progress=False)
-        before = searches[0]
+        before = tally["searches"]
         deadline = time.monotonic() + 60
-        while searches[0] < before + 3 and time.monotonic() < deadline:  # searches on the new generation
+        while tally["searches"] < before + 3 and time.monotonic() < deadline:  # on the new generation
             time.sleep(0.05)
-    finally:
-        stop.set()
-        reader.join()
-    assert not errors and searches[0] >= before + 3
+    assert not tally["errors"] and tally["searches"] >= before + 3
     assert report.model == str(other) and report.previous_model == DEFAULT_MODEL
     assert retriever.snapshot().manifest.model == str(other) and retriever.embedder.name == str(other)
