@@ -20,8 +20,9 @@ from pathlib import Path
 
 from indexes import text_hash
 from rag.embedding import Embedder
-from rag.ingest import IngestReport, Source, ingest, update_index
+from rag.ingest import IngestReport, ingest, update_index
 from rag.settings import Settings
+from rag.sources import Source
 
 
 def load_beir(directory: Path, split: str) -> tuple[dict[str, str], dict[str, str], dict]:

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,29 +35,15 @@ from indexes import (
     StoreError,
     contextual_text,
     milvus,
-    text_hash,
 )
 from indexes.store import Writer, fsync_dir
 from rag.chunking import Chunker
-from rag.document_context import document_header
-from rag.documents import DocumentError, discover, file_sha256
+from rag.documents import discover, file_sha256
 from rag.embedders import document_backend, load_embedder
 from rag.embedding import Embedder, load_tokenizer
 from rag.parsing_sandbox import Limits, ParsingSandbox
 from rag.settings import Settings
-
-
-@dataclass
-class Source:
-    """Something to index: a file, or text handed over directly (e.g. a BEIR corpus)."""
-
-    path: str  # absolute file path, or any stable key for text documents
-    name: str  # what citations show
-    sha256: str
-    size: int
-    load: Callable[[], list[str]]  # page texts
-    read_title: Callable[[], str | None] = lambda: None  # the file's own title (PDF metadata)
-    user_title: str = ""  # a title the user gave it (`rag docs set-title`)
+from rag.sources import Parsed, Source, parse_source
 
 
 @dataclass
@@ -109,24 +95,6 @@ class Plan:
     def publishes(self, new_documents: int) -> bool:
         """Whether a generation with `new_documents` (re)parsed files differs from the current."""
         return bool(new_documents or self.removed or self.manifest_changed)
-
-
-@dataclass
-class Parsed:
-    """One source extracted and chunked, or the error that stopped it."""
-
-    source: Source
-    pages: list[str] = field(default_factory=list)
-    chunks: list[Chunk] = field(default_factory=list)  # text_hash keys the contextual text
-    header: str = ""
-    error: DocumentError | None = None
-
-    def record(self) -> DocumentRecord:
-        s = self.source
-        return DocumentRecord(
-            s.name, s.path, s.sha256, s.size, len(self.pages), len(self.chunks),
-            header=self.header, user_title=s.user_title,
-        )
 
 
 def file_sources(paths: list[Path]) -> tuple[list[Source], list[FileResult]]:
@@ -397,36 +365,6 @@ def _parsed(todo: list[Source], chunker: Chunker | None, timer: _Timer, headed: 
     threading.Thread(target=work, daemon=True, name="ingest-parse").start()
     while (item := ahead.get()) is not None:
         yield item
-
-
-def parse_source(source: Source, chunker: Chunker, headed: bool, timer: _Timer | None = None) -> Parsed:
-    """One source's pages, chunks and header, or the error that stopped it (never raised: one
-    unreadable file must not stop the run)."""
-    timer = timer or _Timer({})
-    try:
-        with timer("parse"):
-            pages = source.load()
-        with timer("chunk"):
-            chunks = chunker.split(source.name, pages)
-        # a one-chunk document is its own context; a header would only repeat it
-        header = _header(source, pages) if headed and len(chunks) > 1 else ""
-        return Parsed(source, pages, _keyed(chunks, header), header)
-    except DocumentError as err:
-        return Parsed(source, error=err)
-    except Exception as err:
-        return Parsed(source, error=DocumentError("corrupt", f"cannot read: {err}"))
-
-
-def _header(source: Source, pages: list[str]) -> str:
-    return document_header(source.name, pages, source.user_title or source.read_title())
-
-
-def _keyed(chunks: list[Chunk], header: str) -> list[Chunk]:
-    """Chunks whose text_hash keys what is embedded: the same text under another header is
-    another vector."""
-    if not header:
-        return chunks
-    return [replace(c, text_hash=text_hash(contextual_text(header, c.text))) for c in chunks]
 
 
 def _groups(parsed: Iterable[Parsed], report: IngestReport, bars: _Bars) -> Iterator[list[Parsed]]:

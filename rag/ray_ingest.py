@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from indexes import Manifest, contextual_text
-from rag.ingest import Parsed, Source, parse_source
 from rag.parsing_sandbox import Limits
 from rag.settings import Settings
+from rag.sources import Parsed, Source, parse_source
 
 EMBED_BATCH = 256  # texts per Ray Data batch handed to one embedder actor
 

@@ -1,6 +1,6 @@
 """Conversations in PostgreSQL, for several `rag serve` replicas behind one address.
 
-The same interface as rag.conversation.SessionStore (SQLite, the default): a conversation
+The same interface as rag.sessions.SessionStore (SQLite, the default): a conversation
 started on one replica continues on another. Every collection's sessions share two tables,
 kept apart by a `scope` column (the collection's name), as SQLite keeps them in a file each.
 Chosen by `RAG_STATE_URL=postgresql://...` (rag.conversation.open_session_store).
@@ -13,7 +13,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from rag.conversation import SessionStore
+from rag.sessions import SessionStore
 
 if TYPE_CHECKING:
     import psycopg
@@ -49,7 +49,7 @@ def connect(url: str) -> psycopg.Connection:
 
 
 class PostgresSessionStore:
-    """Conversations by id in PostgreSQL; see rag.conversation.SessionStore for each method."""
+    """Conversations by id in PostgreSQL; see rag.sessions.SessionStore for each method."""
 
     valid_id = staticmethod(SessionStore.valid_id)
     messages = SessionStore.messages  # built on turns(): the same for both stores

@@ -13,11 +13,10 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, fields
+from dataclasses import asdict
 
 from indexes import IndexLocked
 from rag.sessions_postgres import connect
-from serve.jobs import Job
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rag_jobs (
@@ -36,7 +35,8 @@ class JobTable:
             self._db.execute("SELECT pg_advisory_xact_lock(hashtext('rag_jobs schema'))")
             self._db.execute(SCHEMA)
 
-    def save(self, job: Job) -> None:
+    def save(self, job) -> None:
+        """Write `job` (a serve.jobs.Job) as its row."""
         with self._lock:
             self._db.execute(
                 "INSERT INTO rag_jobs VALUES (%s, %s, %s) "
@@ -44,15 +44,13 @@ class JobTable:
                 (self.scope, job.id, json.dumps(asdict(job))),
             )
 
-    def load(self, job_id: str) -> Job | None:
+    def load(self, job_id: str) -> dict | None:
+        """The job's fields as its replica last wrote them, None if there is no such job."""
         with self._lock:
             row = self._db.execute(
                 "SELECT job FROM rag_jobs WHERE scope = %s AND id = %s", (self.scope, job_id)
             ).fetchone()
-        if row is None:
-            return None
-        known = {f.name for f in fields(Job)}
-        return Job(**{k: v for k, v in json.loads(row[0]).items() if k in known})
+        return None if row is None else json.loads(row[0])
 
     def forget(self, job_ids: list[str]) -> None:
         if job_ids:

@@ -20,7 +20,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -170,8 +170,9 @@ class JobRunner:
         with self._lock:
             self._expire()
             job = self._jobs.get(job_id)
-        if job is None and self.table is not None:
-            job = self.table.load(job_id)
+        if job is None and self.table is not None and (row := self.table.load(job_id)) is not None:
+            known = {f.name for f in fields(Job)}
+            job = Job(**{k: v for k, v in row.items() if k in known})
         return job
 
     def wait(self, job: Job, timeout: float | None = None) -> Job:

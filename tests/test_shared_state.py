@@ -57,8 +57,9 @@ def test_a_postgres_url_selects_the_shared_store(postgres_url, tmp_path) -> None
 
 
 @pytest.fixture
-def replicas(tmp_path: Path, embedder, postgres_url):
-    """Two API replicas over one index folder and one PostgreSQL, with the corpus uploaded."""
+def replicas(tmp_path: Path, embedder, postgres_url, milvus_uri):
+    """Two API replicas over one index folder, one Milvus server and one PostgreSQL (the shape of
+    a deployment that outgrew one process), with the corpus uploaded."""
     stub = Server(stub_app("stub", token_delay_s=0.01))
     index = tmp_path / "index"
     make_corpus(tmp_path / "index-documents")  # the uploads folder both replicas re-index
@@ -66,6 +67,7 @@ def replicas(tmp_path: Path, embedder, postgres_url):
     for name in ("a", "b"):
         settings = Settings(
             index=index, sessions=tmp_path / f"sessions-{name}.sqlite", api_keys=KEY, state_url=postgres_url,
+            index_backend="milvus", milvus_uri=milvus_uri,
             engine="openai", llm_model="stub", llm_base_url=f"{stub.url}/v1", min_similarity=-1.0,
         )
         generator = load_generator("openai", "stub", f"{stub.url}/v1")
@@ -122,6 +124,8 @@ def test_jobs_are_seen_by_every_replica_and_writers_take_turns(replicas, tmp_pat
     assert second["finished"] >= first["finished"]
     assert b.get("/v1/jobs/no-such-job").status_code == 404
     assert len(a.get("/v1/documents").json()["data"]) == 7
+    found = b.post("/v1/search", json={"query": "Where do zebras migrate in July?", "k": 1}).json()
+    assert found["results"][0]["doc"] == "zoo.pdf"  # searched in Milvus, through the API
 
 
 def test_the_writer_lock_is_one_across_replicas_and_freed_by_a_dying_holder(postgres_url) -> None:
