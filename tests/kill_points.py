@@ -61,9 +61,9 @@ class KillPoint:
 
 POINTS = [
     # parse
-    KillPoint("ingest", "rag.ingest:Parsed", 1),  # the first file parsed and chunked
+    KillPoint("ingest", "rag.sources:Parsed", 1),  # the first file parsed and chunked
     KillPoint("ingest", "rag.chunking:Chunker.split", 2),
-    KillPoint("reindex", "rag.ingest:document_header", 2),  # the second file's header
+    KillPoint("reindex", "rag.sources:document_header", 2),  # the second file's header
     # embed
     KillPoint("ingest", "rag.embedding:Embedder.encode", 1),
     KillPoint("ingest", "rag.embedding:Embedder.encode", 2),
