@@ -62,7 +62,8 @@ def engines(prompts: int, max_tokens: int) -> None:
 
     candidates = {
         "transformers fp32": TransformersGenerator(),
-        "onnx fp32, nothing reused": OnnxGenerator(precision="fp32"),
+        "onnx fp32, nothing reused, no drafts": OnnxGenerator(precision="fp32"),
+        "onnx fp32, no drafts": OnnxGenerator(precision="fp32"),
         "onnx fp32": OnnxGenerator(precision="fp32"),
         "onnx int4": OnnxGenerator(precision="int4"),
     }
@@ -71,11 +72,14 @@ def engines(prompts: int, max_tokens: int) -> None:
         candidates["transformers fp32"].tokenizer.apply_chat_template(chats[0], tokenize=False))
     title = f"SmolLM2-135M, {prompts} prompts of ~{tokens} tokens, <= {max_tokens} new; {cpu_model()}"
     table = Table("engine", "first token s (p50)", "tokens/s, one stream", "answers as transformers'",
-                  "prompt tokens reused (mean)", title=title)
+                  "prompt tokens reused (mean)", "drafted tokens kept", title=title)
     reference: list[str] = []
     for name, generator in candidates.items():
+        if "no drafts" in name:
+            generator.draft_tokens = 0  # the onnx engine before it checked guesses from the prompt
         generate(generator, chats[0], 4)  # warm-up
         firsts, rates, texts, reused = [], [], [], []
+        drafted = accepted = 0
         for chat in chats:
             if "nothing reused" in name:
                 generator._kept = None  # the onnx engine before it kept its generator
@@ -90,11 +94,14 @@ def engines(prompts: int, max_tokens: int) -> None:
             rates.append((n - 1) / (total - first) if n > 1 else 0.0)
             texts.append(clean("".join(pieces)))
             reused.append(getattr(generator, "reused_tokens", 0))
+            drafted += getattr(generator, "drafted_tokens", 0)
+            accepted += getattr(generator, "accepted_tokens", 0)
         reference = reference or texts
         same = sum(a == b for a, b in zip(texts, reference, strict=True))
         firsts.sort()
         table.add_row(name, f"{firsts[len(firsts) // 2]:.2f}", f"{sum(rates) / len(rates):.1f}",
-                      f"{same}/{len(texts)}", f"{sum(reused) / len(reused):.0f}")
+                      f"{same}/{len(texts)}", f"{sum(reused) / len(reused):.0f}",
+                      f"{accepted}/{drafted}" if drafted else "-")
     Console().print(table)
 
 

@@ -6,8 +6,10 @@ onnxruntime-genai's model builder and cached (`~/.cache/ragstack/onnx-genai`). T
 is ours, not the runtime's: each step's logits go through the transformers engine's own logits
 processors (the repetition penalty that ignores the prompt, grounded numbers), so greedy answers
 are the transformers engine's (bench/RESULTS.md: the same text on every prompt checked, in
-fp32). A LoRA adapter is merged by the transformers engine only (rag.engines.load_generator
-falls back to it).
+fp32). Greedy steps also check a few tokens guessed from the prompt (prompt lookup: a reply
+quotes its sources) in the same pass, keeping those the model's own logits pick, so one step can
+give several tokens of the same answer. A LoRA adapter is merged by the transformers engine only
+(rag.engines.load_generator falls back to it).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from rag.generation import (
     hf_model_dir,
 )
 from rag.loading import model_loading
+from rag.onnx_logits import keep_last_logits
 from rag.paths import cache_dir
 
 # fp32 gives the transformers engine's answers; int4 (weights in 4 bits, int8 arithmetic) is
@@ -44,6 +47,8 @@ _END = object()  # the worker's last item in a stream's queue
 # the kept generator's window: its keys and values are allocated whole (46 KB a token for
 # SmolLM2-135M, ~190 MB); longer prompts get a generator of their own
 KEPT_LENGTH = 4096
+# tokens guessed ahead from the prompt and checked in one step (bench/RESULTS.md)
+DRAFT_TOKENS = 6  # < KEPT_POSITIONS: a drafted step reads the logits of its 1 + 6 positions
 
 
 def available() -> bool:
@@ -63,6 +68,7 @@ def exported_model(hf_dir: str, precision: str = "fp32") -> Path:
     target = cache_dir("onnx-genai") / f"{slug}-{precision}-{onnxruntime_genai.__version__}"
     with model_loading:
         if (target / "genai_config.json").is_file():
+            keep_last_logits(target)  # an export made before the edit existed
             return target
         print(f"exporting {source.name} to ONNX ({precision}, once) ...", file=sys.stderr, flush=True)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -75,6 +81,7 @@ def exported_model(hf_dir: str, precision: str = "fp32") -> Path:
             )
             if done.returncode != 0:
                 raise ValueError(f"cannot export {hf_dir} to ONNX: {done.stderr.strip()[-2000:]}")
+            keep_last_logits(staging / "model")
             os.replace(staging / "model", target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -116,6 +123,8 @@ class OnnxGenerator:
         # new prompt is computed from where it stops sharing them (the system prompt at least)
         self._kept: tuple[object, list[int]] | None = None
         self.reused_tokens = 0  # of the last prompt, read from the kept generator
+        self.draft_tokens = DRAFT_TOKENS  # guessed ahead per step; 0 decodes one token a step
+        self.drafted_tokens = self.accepted_tokens = 0  # of the last reply
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -198,26 +207,57 @@ class OnnxGenerator:
             processors += [TemperatureLogitsWarper(temperature), TopPLogitsWarper(0.95)]
         generator, held = self._generator_for(ids, max_tokens)
         reply: list[int] = []
-        for _ in range(max_tokens):
-            scores = np.array(generator.get_logits(), dtype=np.float32).reshape(-1)
+        scores = np.array(generator.get_logits(), dtype=np.float32).reshape(-1)
+
+        def pick(scores) -> int:
+            """The next token from raw logits, through the transformers engine's processors."""
             penalise_repeats(scores, reply)
             if processors:
                 scores = _through(processors, ids + reply, scores)
             if temperature > 0:
                 weights = np.exp(scores - scores.max())
-                token = int(np.random.default_rng().choice(len(scores), p=weights / weights.sum()))
-            else:
-                token = int(scores.argmax())
+                return int(np.random.default_rng().choice(len(scores), p=weights / weights.sum()))
+            return int(scores.argmax())
+
+        self.drafted_tokens = self.accepted_tokens = 0
+        while len(reply) < max_tokens:
+            token = pick(scores)
             if token == eos:
                 return
             yield token
             reply.append(token)
+            if len(reply) == max_tokens:
+                return
+            # a greedy reply quotes its sources: the tokens that followed its last few tokens in
+            # the prompt are checked in the same step (a pass over 1 + k tokens costs little more
+            # than over one), and each is kept only if the model's own logits pick it
+            room = min(self.draft_tokens, max_tokens - len(reply) - 1)
+            drafts = lookup_draft(ids + reply, room) if temperature == 0 else []
+            if eos in drafts:
+                drafts = drafts[: drafts.index(eos)]
+            accepted: list[int] = []
             try:
-                generator.append_tokens(np.array([[token]], dtype=np.int32))
+                generator.append_tokens(np.array([[token, *drafts]], dtype=np.int32))
+                if drafts:
+                    logits = np.array(generator.get_output("logits"), dtype=np.float32)
+                    logits = logits.reshape(len(drafts) + 1, -1)
+                    for row, draft in zip(logits, drafts, strict=False):
+                        if pick(row.copy()) != draft:
+                            break
+                        accepted.append(draft)
+                        reply.append(draft)
+                    scores = logits[len(accepted)].copy()
+                    if len(accepted) < len(drafts):
+                        generator.rewind_to(len(held) + 1 + len(accepted))
+                else:
+                    scores = np.array(generator.get_logits(), dtype=np.float32).reshape(-1)
             except BaseException:
                 self._kept = None  # what it holds is no longer known
                 raise
-            held.append(token)
+            held.extend([token, *accepted])  # before yielding: a consumer may stop at any yield
+            self.drafted_tokens += len(drafts)
+            self.accepted_tokens += len(accepted)
+            yield from accepted
 
     def _generator_for(self, ids: list[int], max_tokens: int):
         """A generator that has read `ids`, and the list of the tokens it holds (kept in step by
@@ -252,6 +292,22 @@ class OnnxGenerator:
         held = list(ids)
         self._kept = (generator, held)
         return generator, held
+
+
+def lookup_draft(sequence: list[int], count: int, longest: int = 3) -> list[int]:
+    """Up to `count` tokens that followed the last occurrence of the sequence's last `longest`
+    (down to 2) tokens earlier in it: the prompt-lookup guess at what a reply quoting its sources
+    writes next."""
+    if count <= 0:
+        return []
+    for size in range(longest, 1, -1):
+        if len(sequence) <= size:
+            continue
+        tail = sequence[-size:]
+        for start in range(len(sequence) - size - 1, -1, -1):
+            if sequence[start : start + size] == tail:
+                return sequence[start + size : start + size + count]
+    return []
 
 
 def penalise_repeats(scores, reply: list[int], penalty: float = REPETITION_PENALTY) -> None:

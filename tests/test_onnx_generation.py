@@ -9,7 +9,7 @@ import pytest
 from rag.answer import build_messages, grounding_text
 from rag.engines import load_generator
 from rag.generation import clean, generate
-from rag.onnx_generation import OnnxGenerator
+from rag.onnx_generation import DRAFT_TOKENS, OnnxGenerator
 from rag.retrieval import SearchResult
 
 SOURCE = SearchResult(
@@ -121,3 +121,44 @@ def test_a_stream_left_unfinished_does_not_block_the_next(onnx_generator) -> Non
     worker.join(60)
     assert replies and replies[0], "the next request waited on the abandoned stream"
     del left
+
+
+def test_a_draft_is_what_followed_the_last_tokens_earlier() -> None:
+    from rag.onnx_generation import lookup_draft
+
+    sequence = [5, 1, 2, 3, 4, 6, 7, 9, 2, 3]
+    assert lookup_draft(sequence, 3) == [4, 6, 7]  # "2 3" was followed by "4 6 7"
+    assert lookup_draft([5, 1, 2, 3, 4, 1, 2, 3], 2) == [4, 1]  # the longest match, the latest
+    assert lookup_draft([1, 2, 3, 4], 3) == []  # nothing repeats
+    assert lookup_draft(sequence, 0) == []
+
+
+def test_guessed_tokens_are_kept_only_where_the_model_picks_them(onnx_generator) -> None:
+    """A reply that quotes its source checks several guessed tokens a step; the answer is the
+    one-token-a-step answer (the transformers engine's, above), and a stream abandoned between
+    guessed tokens leaves the kept generator knowing what it holds."""
+    messages = build_messages("Quote what the source says about Luke Kuechly.", [SOURCE])
+    drafted = generate(onnx_generator, messages, 40)
+    assert onnx_generator.accepted_tokens > 0, "no guessed token was kept on a quoting reply"
+    onnx_generator.draft_tokens = 0
+    try:
+        assert generate(onnx_generator, messages, 40) == drafted
+        assert onnx_generator.drafted_tokens == 0
+    finally:
+        onnx_generator.draft_tokens = DRAFT_TOKENS
+    left = onnx_generator.stream(messages, 40)
+    for _ in range(6):
+        next(left)
+    left.close()
+    assert generate(onnx_generator, messages, 40) == drafted
+    assert onnx_generator.reused_tokens > 100
+
+
+def test_the_export_computes_only_the_last_positions_logits(onnx_generator) -> None:
+    from rag.generation import hf_model_dir
+    from rag.onnx_generation import exported_model
+    from rag.onnx_logits import MARKER, keep_last_logits
+
+    export = exported_model(hf_model_dir(onnx_generator.name))
+    assert (export / MARKER).is_file()
+    assert keep_last_logits(export)  # made once: a second call leaves it
