@@ -29,6 +29,9 @@ PASSAGE = (
 )
 
 
+BODY = PASSAGE.split("\n", 1)[1]  # a source's text, without the number and page the prompt adds
+
+
 def prompt(i: int) -> list[dict[str, str]]:
     sources = "\n\n".join(
         PASSAGE.format(n=n, year=2015 + i % 8, amount=100 + 7 * i + n, pct=3 + n) for n in (1, 2, 3)
@@ -40,21 +43,22 @@ def prompt(i: int) -> list[dict[str, str]]:
     ]
 
 
-def long_prompt(i: int) -> list[dict[str, str]]:
-    """3 sources of about 200 tokens each (the answerer's default: 3 chunks of 200 tokens), under
-    the answerer's own system prompt."""
-    from rag.answer import SYSTEM_PROMPT
+def long_prompt(i: int, tokenizer) -> list[dict[str, str]]:
+    """The answerer's own prompt (system prompt, fenced sources, question) over 3 sources of 200
+    tokens (its default: 3 chunks of 200 tokens). Each prompt's sources are its own, so what a
+    prompt shares with the one before is what real questions share: the template and system
+    prompt."""
+    from rag.answer import build_messages
+    from rag.retrieval import SearchResult
 
     sources = []
     for n in (1, 2, 3):
-        lines = [PASSAGE.format(n=n, year=2010 + (i + k) % 12, amount=100 + 7 * i + n + k, pct=3 + n + k)
-                 for k in range(4)]
-        sources.append("\n".join(lines))
-    question = f"What was the revenue in fiscal {2010 + i % 12}?"
-    return [
-        {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": "Sources:\n\n" + "\n\n".join(sources) + f"\n\nQuestion: {question}"},
-    ]
+        lines = [BODY.format(n=n, year=2010 + (i + k) % 12, amount=100 + 7 * i + n + k, pct=3 + n + k)
+                 for k in range(6)]
+        ids = tokenizer(" ".join(lines), add_special_tokens=False)["input_ids"][:200]
+        sources.append(SearchResult(doc=f"report_{i}_{n}.pdf", page_start=n + i, page_end=n + i,
+                                    chunk_id=f"{i}-{n}", score=1.0, text=tokenizer.decode(ids)))
+    return build_messages(f"What was the revenue in fiscal {2010 + i % 12}?", sources)
 
 
 def engines(prompts: int, max_tokens: int) -> None:
@@ -67,7 +71,7 @@ def engines(prompts: int, max_tokens: int) -> None:
         "onnx fp32": OnnxGenerator(precision="fp32"),
         "onnx int4": OnnxGenerator(precision="int4"),
     }
-    chats = [long_prompt(i) for i in range(prompts)]
+    chats = [long_prompt(i, candidates["transformers fp32"].tokenizer) for i in range(prompts)]
     tokens = candidates["transformers fp32"].count_tokens(
         candidates["transformers fp32"].tokenizer.apply_chat_template(chats[0], tokenize=False))
     title = f"SmolLM2-135M, {prompts} prompts of ~{tokens} tokens, <= {max_tokens} new; {cpu_model()}"
