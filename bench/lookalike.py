@@ -28,6 +28,7 @@ from rag.document_context import HEADER_SCHEME  # noqa: E402
 from rag.reranker import Reranker  # noqa: E402
 from rag.retrieval import Retriever  # noqa: E402
 from rag.settings import Settings  # noqa: E402
+from rag.tables import TABLE_SCHEME  # noqa: E402
 
 METRICS = ["hit_rate@1", "hit_rate@5", "hit_rate@10", "mrr@10"]
 
@@ -48,14 +49,15 @@ def main() -> None:
     parser.add_argument("qa_file", type=Path)
     parser.add_argument("--pdfs", type=Path, help="the PDFs of a JSONL file (a SQuAD file holds its corpus)")
     parser.add_argument("--headers", nargs="+", default=["none", HEADER_SCHEME])
+    parser.add_argument("--tables", nargs="+", default=[TABLE_SCHEME], help="table heading schemes")
     parser.add_argument("--reranker", help="a cross-encoder directory: adds rows with it over hybrid")
     args = parser.parse_args()
     console = Console(width=160)
     reranker = Reranker(args.reranker) if args.reranker else None
     title = f"look-alike levers: {args.qa_file.name}"
-    table = Table("headers", "mode", "routing", "folding", "reranker", *METRICS, title=title)
-    for scheme in args.headers:
-        settings = Settings(doc_header=scheme)
+    table = Table("headers", "tables", "mode", "routing", "folding", "reranker", *METRICS, title=title)
+    for scheme, tables in ((h, t) for h in args.headers for t in args.tables):
+        settings = Settings(doc_header=scheme, table_context=tables)
         settings.index = cache_index("pdfqa", args.pdfs or args.qa_file, settings)
         questions, _ = load_and_index(args.qa_file, args.pdfs, settings)
         retriever = Retriever(settings.index)
@@ -67,7 +69,8 @@ def main() -> None:
                     levers += [(False, reranker), (True, reranker)]
                 for collapse, retriever.reranker in levers:
                     figures = score(retriever, questions, mode, collapse)
-                    row = [scheme, mode, *("on" if x else "-" for x in (route, collapse, retriever.reranker))]
+                    marks = ("on" if x else "-" for x in (route, collapse, retriever.reranker))
+                    row = [scheme, tables, mode, *marks]
                     table.add_row(*row, *(f"{figures[m]:.4f}" for m in METRICS))
                     console.print(*row, *(f"{figures[m]:.4f}" for m in METRICS))  # reranking is slow
     console.print(table)

@@ -27,6 +27,8 @@ def cache_index(kind: str, dataset: Path, settings: Settings) -> Path:
     if backend == "torch":  # bf16 and fp32 vectors differ (slightly): keep their indexes apart
         backend += "-" + resolve_precision(settings.embed_precision, model=settings.model)
     header = "" if settings.doc_header == "none" else f"-h{settings.doc_header}"
+    if settings.table_context != "none":
+        header += f"-t{settings.table_context}"
     return cache_dir("eval") / (
         f"{kind}-{resolved.name}-{digest}-{slug}-{backend}-c{settings.chunk_size}-o{settings.chunk_overlap}"
         + header

@@ -64,6 +64,7 @@ def index_settings(settings, manifest) -> dict:
         "chunk_overlap": manifest.chunk_overlap,
         "index_factory": manifest.index_factory,
         "doc_header": manifest.header_scheme,
+        "table_context": manifest.table_scheme,
         "reranker": settings.reranker,
     }
 

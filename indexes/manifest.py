@@ -24,6 +24,8 @@ class Manifest:
         chunk_overlap: tokens shared by consecutive chunks of one document.
         header_scheme: the rules that wrote each document's header (rag.document_context), or
             "none"; chunks are embedded with their header, so changing it needs a re-index.
+        table_scheme: the rules that put a table page's heading into its chunks (rag.tables),
+            or "none"; part of the chunk texts, so changing it needs a re-index.
         bm25_tokenizer: how BM25 split chunks into words (indexes.words); queries are split
             the same way. BM25 is rebuilt from the chunk texts at every generation, so a new
             generation always has the current scheme.
@@ -45,6 +47,7 @@ class Manifest:
     index_type: str = "auto"
     index_factory: str = "Flat"
     header_scheme: str = "none"  # what indexes made before document headers existed read as
+    table_scheme: str = "none"  # what indexes made before table headings existed read as
     bm25_tokenizer: str = "english"  # what indexes made before per-script words read as
     query_prompt: str | None = ""  # what indexes made before prompts existed were made with
     document_prompt: str | None = ""

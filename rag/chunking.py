@@ -4,7 +4,9 @@ A window ends, where it can, at the end of a sentence (`.!?;` before a space, or
 anywhere) within its last quarter; failing that at a word start, where every CJK character
 counts as one, since Chinese and Japanese put no spaces between words.
 
-A chunk keeps its document and the first and last page its text comes from. Its id is derived
+A chunk keeps its document and the first and last page its text comes from. With table
+headings on (rag.tables), a chunk that starts below a table page's first lines begins with the
+table's title and column headings. Its id is derived
 from the document, its position and its text, so the same input always gives the same ids.
 """
 
@@ -17,6 +19,7 @@ import numpy as np
 
 from indexes.span import Chunk
 from indexes.words import CJK
+from rag.tables import table_headings
 
 __all__ = ["Chunk", "Chunker"]
 
@@ -32,13 +35,15 @@ class Chunker:
         tokenizer: a Hugging Face fast tokenizer (offsets are needed to cut the original text).
         chunk_size: tokens per chunk, special tokens excluded.
         overlap: tokens repeated at the start of the next chunk.
+        table_scheme: "headings-v1" puts a table page's heading before each of its chunks that
+            starts below it (rag.tables); "none" leaves chunks as the page writes them.
 
     Example:
         >>> chunker = Chunker(embedder.tokenizer, chunk_size=200, overlap=32)
         >>> chunker.split("report.pdf", ["page one text", "page two text"])
     """
 
-    def __init__(self, tokenizer, chunk_size: int, overlap: int):
+    def __init__(self, tokenizer, chunk_size: int, overlap: int, table_scheme: str = "none"):
         if chunk_size < 8:
             raise ValueError(f"chunk size must be at least 8 tokens, got {chunk_size}")
         if not 0 <= overlap < chunk_size // 2 + 1:
@@ -46,6 +51,7 @@ class Chunker:
         self.tokenizer = tokenizer
         self.chunk_size = chunk_size
         self.overlap = overlap
+        self.table_scheme = table_scheme
 
     def split(self, doc: str, pages: list[str]) -> list[Chunk]:
         if not pages:
@@ -64,6 +70,8 @@ class Chunker:
         word_start = np.ones(n, dtype=bool)
         word_start[1:] = (starts[1:] != ends[:-1]) | (page_of[1:] != page_of[:-1])
         sentence_start = _sentence_starts(pages, page_of, starts, ends, word_start)
+        headings = table_headings(pages) if self.table_scheme != "none" else [""] * len(pages)
+        page_first = np.searchsorted(page_of, np.arange(1, len(pages) + 2))  # each page's first token
 
         chunks: list[Chunk] = []
         begin = 0
@@ -76,6 +84,8 @@ class Chunker:
             text = self._text(pages, page_of, starts, ends, begin, end)
             if text.strip():
                 first, last = int(page_of[begin]), int(page_of[end - 1])
+                if headings[first - 1] and begin > page_first[first - 1]:
+                    text = f"{headings[first - 1]}\n{text}"
                 chunk_id = hashlib.blake2b(
                     f"{doc}\x00{len(chunks)}\x00{first}\x00{text}".encode(), digest_size=8
                 ).hexdigest()

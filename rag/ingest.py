@@ -263,6 +263,7 @@ def _manifest(previous: Manifest | None, settings: Settings, embedder: Embedder 
             index_type=settings.index_type,
             embed_backend=backend,
             header_scheme=settings.doc_header,
+            table_scheme=settings.table_context,
             query_prompt=settings.query_prompt,
             document_prompt=settings.document_prompt,
             **store_fields(settings),
@@ -280,6 +281,11 @@ def _manifest(previous: Manifest | None, settings: Settings, embedder: Embedder 
         raise ModelMismatch(
             f"index {settings.index} was built with document headers {previous.header_scheme!r}; "
             f"refusing to mix in {settings.doc_header!r}: chunks are embedded with their header. {how}"
+        )
+    if "table_context" in asked and settings.table_context != previous.table_scheme:
+        raise ModelMismatch(
+            f"index {settings.index} was built with table headings {previous.table_scheme!r}; "
+            f"refusing to mix in {settings.table_context!r}: they are part of the chunks. {how}"
         )
     for key in ("chunk_size", "chunk_overlap", "embed_backend"):
         if key in asked and getattr(settings, key) != getattr(previous, key):
@@ -349,7 +355,7 @@ def _chunker(manifest: Manifest, embedder: Embedder | None, timer: _Timer) -> Ch
     switches its padding per call (shared, an encode then meets unpadded rows)."""
     with timer("load model"):
         tokenizer = copy.deepcopy(embedder.tokenizer) if embedder else load_tokenizer(manifest.model)
-    return Chunker(tokenizer, manifest.chunk_size, manifest.chunk_overlap)
+    return Chunker(tokenizer, manifest.chunk_size, manifest.chunk_overlap, manifest.table_scheme)
 
 
 def _parsed(todo: list[Source], chunker: Chunker | None, timer: _Timer, headed: bool) -> Iterator[Parsed]:

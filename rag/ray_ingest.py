@@ -29,13 +29,13 @@ EMBED_BATCH = 256  # texts per Ray Data batch handed to one embedder actor
 class _Parser:
     """A Ray actor: parses files (in a sandbox of its own) and chunks them as a local run does."""
 
-    def __init__(self, model: str, chunk_size: int, chunk_overlap: int, extractor: str, limits: Limits,
-                 headed: bool):
+    def __init__(self, model: str, chunk_size: int, chunk_overlap: int, table_scheme: str, extractor: str,
+                 limits: Limits, headed: bool):
         from rag.chunking import Chunker
         from rag.embedding import load_tokenizer
         from rag.parsing_sandbox import ParsingSandbox
 
-        self.chunker = Chunker(load_tokenizer(model), chunk_size, chunk_overlap)
+        self.chunker = Chunker(load_tokenizer(model), chunk_size, chunk_overlap, table_scheme)
         self.sandbox = ParsingSandbox(limits)
         self.extractor, self.headed = extractor, headed
 
@@ -104,8 +104,10 @@ def parse_and_embed(
     ]
     parsed_rows = ray.data.from_items(items).map_batches(
         _Parser, batch_size=1, num_cpus=1, compute=ray.data.ActorPoolStrategy(size=min(workers, len(todo))),
-        fn_constructor_args=(manifest.model, manifest.chunk_size, manifest.chunk_overlap,
-                             settings.extractor, Limits.from_settings(settings), headed),
+        fn_constructor_args=(
+            manifest.model, manifest.chunk_size, manifest.chunk_overlap, manifest.table_scheme,
+            settings.extractor, Limits.from_settings(settings), headed,
+        ),
     ).take_all()
     parsed = [None] * len(todo)
     for row in parsed_rows:

@@ -28,6 +28,7 @@ from rag.engines import Engine
 from rag.generation import DEFAULT_GENERATOR
 from rag.paths import data_dir
 from rag.retrieval import Mode
+from rag.tables import TABLE_SCHEME, TableScheme
 
 
 def default_index_dir() -> Path:
@@ -78,6 +79,7 @@ class Settings(BaseSettings):
     # on by default since measured (bench/RESULTS.md): FinanceBench page hit@5 0.27 -> 0.41, SciFact
     # and XQuAD within 0.005; an index keeps the scheme it was built with (RAG_DOC_HEADER=none: off)
     doc_header: HeaderScheme = Field(HEADER_SCHEME, description="a header in every chunk, or none")
+    table_context: TableScheme = Field(TABLE_SCHEME, description="a table page's heading in its chunks")
     collapse_duplicates: bool = Field(True, description="fold near-duplicate results into the best one")
     reranker: str | None = Field(None, description="cross-encoder (rag finetune-rerank) over the top 50")
     embed_batch_size: int = Field(32, ge=1)
