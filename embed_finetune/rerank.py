@@ -100,10 +100,10 @@ class RerankResult:
         return [
             f"- Cross-encoder started from: `{self.base_model}`",
             f"- Training data: {self.source}; {self.training_queries} queries, {trained.examples} "
-            f"(query, passage, label) examples: each positive and {config.negatives} negatives drawn "
+            f"(query, passage, label) examples: its relevant chunks and {config.negatives} others, "
             f"from the query's first {config.mine_depth} hybrid results",
             f"- Held out (never trained on): {self.held_out_queries} queries",
-            f"- Loss: binary cross-entropy (positives weighted x{config.negatives}); {config.epochs} "
+            f"- Loss: binary cross-entropy (positives weighted by negatives/positives); {config.epochs} "
             f"epoch(s), batch {config.batch_size}, learning rate {config.learning_rate}, "
             f"{trained.steps} steps",
             f"- Training wall time: {trained.seconds:.0f} s",
@@ -118,30 +118,36 @@ class RerankResult:
 def training_examples(
     train_set: PairSet, retriever: Retriever, by: str, config: RerankConfig, progress: bool = True
 ) -> dict[str, list]:
-    """(query, passage, label) columns: each pair's positive, and per query `negatives` of its
-    first `mine_depth` hybrid results that are not relevant to it. Passages are read as the
-    reranker reads them at query time: the document's header, then the text."""
+    """(query, passage, label) columns: per query, its relevant chunks among its first
+    `mine_depth` hybrid results as positives (else its pairs' own texts) and `negatives` of the
+    others. Both are read as the reranker reads them at query time, a chunk with its document's
+    header: positives written otherwise (a BEIR document whole, where the candidates are chunks)
+    teach the model to tell the two formats apart instead of relevance."""
     snap = retriever.snapshot()
     headers = {d.name: d.header for d in snap.documents()}
     doc_of = {c.chunk_id: c.doc for c in snap.records.all_chunks()} if by == "chunk_id" else {}
     queries, relevant = train_set.queries(), train_set.qrels()
+    own: dict[str, list[tuple[str, str]]] = {}
+    for pair in train_set.pairs:
+        doc = doc_of.get(pair.positive_id, pair.positive_id)
+        own.setdefault(pair.query_id, []).append((doc, pair.positive))
     ids = list(queries)
     found = retriever.search_batch([queries[q] for q in ids], k=config.mine_depth, mode="hybrid")
     rng = random.Random(config.seed)
     rows: dict[str, list] = {"query": [], "passage": [], "label": []}
 
-    def add(query: str, passage: str, label: float) -> None:
+    def add(query: str, doc: str, text: str, label: float) -> None:
         rows["query"].append(query)
-        rows["passage"].append(passage)
+        rows["passage"].append(contextual_text(headers.get(doc, ""), text))
         rows["label"].append(label)
 
-    for pair in train_set.pairs:
-        doc = doc_of.get(pair.positive_id, pair.positive_id)
-        add(pair.query, contextual_text(headers.get(doc, ""), pair.positive), 1.0)
     for query_id, results in zip(ids, found, strict=True):
+        hits = [r for r in results if getattr(r, by) in relevant[query_id]]
+        for doc, text in [(r.doc, r.text) for r in hits] or own.get(query_id, []):
+            add(queries[query_id], doc, text, 1.0)
         others = [r for r in results if getattr(r, by) not in relevant[query_id]]
         for r in rng.sample(others, min(config.negatives, len(others))):
-            add(queries[query_id], contextual_text(headers.get(r.doc, ""), r.text), 0.0)
+            add(queries[query_id], r.doc, r.text, 0.0)
     return rows
 
 
@@ -174,8 +180,10 @@ def train_reranker(base: str, rows: dict[str, list], out: Path, config: RerankCo
         seed=config.seed,
         use_cpu=not has_cuda(),
     )
-    # the negatives outnumber the positives: weighting the positives keeps the loss balanced
-    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(config.negatives)))
+    # the negatives outnumber the positives (a query may have several): weighting the positives
+    # by the ratio keeps the loss balanced
+    ratio = rows["label"].count(0.0) / max(1, rows["label"].count(1.0))
+    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(ratio))
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
     started = time.perf_counter()
     output = trainer.train()

@@ -91,6 +91,29 @@ def test_training_separates_positives_from_negatives(tmp_path: Path, untrained) 
     assert after >= 0.9 and after > before
 
 
+def test_training_rows_read_positives_as_the_reranker_sees_candidates(prose_index, embedder) -> None:
+    """A BEIR pair's positive is its whole document, but what the reranker ranks are chunks with
+    their header: positives are taken from the query's own results as chunks (a model trained on
+    whole documents against chunks learned to tell the formats apart: nDCG@10 0.71 -> 0.22)."""
+    from embed_finetune.pairs import Pair, PairSet
+    from embed_finetune.rerank import training_examples
+
+    whole = {name: "\n".join(pages) for name, pages in FACTS.items()}
+    question = "Which eruption closed European airspace because of ash?"
+    pairs = PairSet([Pair("q1", question, "volcanoes.pdf", whole["volcanoes.pdf"])], whole, "test")
+    retriever = Retriever(prose_index.index, embedder)
+    rows = training_examples(pairs, retriever, "doc", RerankConfig(negatives=3))
+    with IndexStore(prose_index.index).open() as snap:
+        headers = {d.name: d.header for d in snap.documents()}
+        chunks = {c.chunk_id: c for c in snap.records.all_chunks()}
+    as_searched = {contextual_text(headers[c.doc], c.text): c.doc for c in chunks.values()}
+    positives = [t for t, label in zip(rows["passage"], rows["label"], strict=True) if label == 1.0]
+    negatives = [t for t, label in zip(rows["passage"], rows["label"], strict=True) if label == 0.0]
+    assert positives and whole["volcanoes.pdf"] not in positives
+    assert all(as_searched.get(t) == "volcanoes.pdf" for t in positives)
+    assert len(negatives) == 3 and all(as_searched.get(t) not in (None, "volcanoes.pdf") for t in negatives)
+
+
 @pytest.mark.slow
 def test_finetune_rerank_end_to_end_then_search_with_it(tmp_path: Path, prose_index) -> None:
     runner = CliRunner()
@@ -119,4 +142,7 @@ def test_finetune_rerank_end_to_end_then_search_with_it(tmp_path: Path, prose_in
     assert len(hits) == 4 and scores == sorted(scores, reverse=True)
     headers = {d.name: d.header for d in IndexStore(prose_index.index).documents()}
     passages = [contextual_text(headers[h["doc"]], h["text"]) for h in hits]
-    assert scores == pytest.approx(Reranker(str(out)).scores(QUESTION, passages).tolist(), abs=1e-4)
+    reranker = Reranker(str(out))
+    # bf16 autocast keeps ~3 digits, and a batch of 50 pads other lengths than a batch of 4
+    tolerance = 1e-4 if reranker.precision == "fp32" else 1e-2
+    assert scores == pytest.approx(reranker.scores(QUESTION, passages).tolist(), abs=tolerance)
