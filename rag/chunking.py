@@ -4,10 +4,10 @@ A window ends, where it can, at the end of a sentence (`.!?;` before a space, or
 anywhere) within its last quarter; failing that at a word start, where every CJK character
 counts as one, since Chinese and Japanese put no spaces between words.
 
-A chunk keeps its document and the first and last page its text comes from. With table
-headings on (rag.tables), a chunk that starts below a table page's first lines begins with the
-table's title and column headings. Its id is derived
-from the document, its position and its text, so the same input always gives the same ids.
+A chunk keeps its document and the first and last page its text comes from. Its id is derived
+from the document, its position and its text, so the same input always gives the same ids. With
+table headings on (rag.tables), a chunk that starts below a table page's first lines begins with
+the table's title and column headings.
 """
 
 from __future__ import annotations
