@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Literal, get_args
+from typing import Literal
 
 TableScheme = Literal["none", "headings-v1"]
-TABLE_SCHEMES: tuple[TableScheme, ...] = get_args(TableScheme)
 TABLE_SCHEME: TableScheme = "none"
 
 HEADING_CHARS = 120  # ~25 tokens: a chunk of 200 with its document header still fits MiniLM's 254

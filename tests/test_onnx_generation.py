@@ -155,10 +155,18 @@ def test_guessed_tokens_are_kept_only_where_the_model_picks_them(onnx_generator)
 
 
 def test_the_export_computes_only_the_last_positions_logits(onnx_generator) -> None:
+    import onnx
+
     from rag.generation import hf_model_dir
     from rag.onnx_generation import exported_model
     from rag.onnx_logits import MARKER, keep_last_logits
 
     export = exported_model(hf_model_dir(onnx_generator.name))
     assert (export / MARKER).is_file()
+    graph = onnx.load(str(export / "model.onnx"), load_external_data=False).graph
+    producers = {out: node for node in graph.node for out in node.output}
+    pad = producers["logits"]
+    head = producers[pad.input[0]]
+    assert pad.op_type == "Pad" and head.op_type == "MatMul"
+    assert producers[head.input[0]].op_type == "Slice"  # the output head reads the last positions
     assert keep_last_logits(export)  # made once: a second call leaves it
