@@ -8,7 +8,7 @@ evidence pages, the sentences stating a number found in no source (shown unmarke
 dropped, replaced), and for answers with a number the share whose numbers are all in the
 sources they cite.
 
-    python bench/grounding.py ../shared/data/xquad/xquad.en.json --limit 200
+    python bench/grounding.py ../shared/data/xquad/xquad.en.json --limit 200 [--engine onnx]
     python bench/grounding.py ../shared/data/financebench/qa.jsonl --pdfs ../shared/data/financebench/pdfs
     python bench/grounding.py ../shared/data/xquad/xquad.en.json --rescore runs/grounding.json
 """
@@ -39,7 +39,7 @@ from rag.claims import (  # noqa: E402
     number_values,
     recite,
 )
-from rag.generation import TransformersGenerator  # noqa: E402
+from rag.engines import load_generator  # noqa: E402
 from rag.retrieval import Retriever, SearchResult  # noqa: E402
 from rag.settings import load_settings  # noqa: E402
 
@@ -75,7 +75,7 @@ def score(answers: list, questions: list[dict], policy: str, embed) -> dict[str,
             kept, extracted = apply_unsupported_policy(
                 answer.text, answer.claims, texts, q["question"], policy, embed
             )
-            text = NOT_FOUND if kept is None else recite(kept, answer.claims)
+            text = NOT_FOUND if kept is None else recite(kept, answer.claims, texts)
             if policy == "mark":
                 marked += len(number_claims)
             elif policy == "drop":
@@ -122,6 +122,8 @@ def main() -> None:
     parser.add_argument("--pdfs", type=Path)
     parser.add_argument("--index", type=Path, help="default: the eval cache's index of the data")
     parser.add_argument("--limit", type=int, default=200)
+    parser.add_argument("--engine", choices=["transformers", "onnx"], default="transformers",
+                        help="embedded engine (same greedy answers; onnx is faster)")
     parser.add_argument("--out", type=Path, help="write the figures and every answer as JSON here")
     parser.add_argument("--rescore", type=Path, help="score the replies an earlier --out saved, not new ones")
     args = parser.parse_args()
@@ -137,7 +139,7 @@ def main() -> None:
             answers = [revive(a) for a in saved["answers"][f"grounded={grounded}"]]
             seconds = next(r["s/answer"] for r in saved["rows"] if r["grounded"] == grounded)
         else:
-            generator = TransformersGenerator(settings.llm_model, grounded=grounded)
+            generator = load_generator(args.engine, settings.llm_model, grounded=grounded)
             answerer = Answerer.from_settings(retriever, generator, settings)
             answers, seconds = answer_all(answerer, questions, f"grounded={grounded}")
         dump[f"grounded={grounded}"] = [a.to_dict() for a in answers]

@@ -1,4 +1,5 @@
-"""Answer metrics without an LLM judge: exact match and token F1 (SQuAD's normalisation; text
+"""Answer metrics without an LLM judge: exact match and token F1 (SQuAD's normalisation, on the
+answer's words: its citation markers "[1]" are not part of what it says; text
 with CJK characters scored character by character, punctuation of every script stripped, as
 CMRC and XQuAD score Chinese),
 ROUGE-L (the `rouge-score` package), citation precision and recall against evidence pages, and
@@ -15,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from indexes.words import CJK
+from rag.claims import CITATION
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 
@@ -30,7 +32,9 @@ _CJK_PIECES = re.compile(f"[{CJK}]|[^{CJK}]+")
 
 def answer_tokens(text: str) -> list[str]:
     """What EM and F1 compare: SQuAD's words; where CJK characters occur, each is a token of its
-    own and punctuation of every script is dropped (CMRC 2018's and MLQA's scoring)."""
+    own and punctuation of every script is dropped (CMRC 2018's and MLQA's scoring). Citation
+    markers go first: "308 [1]" says 308."""
+    text = CITATION.sub(" ", text)
     if not re.search(f"[{CJK}]", text):
         return normalize_answer(text).split()
     text = "".join(ch for ch in text.lower() if not unicodedata.category(ch).startswith("P"))
@@ -58,9 +62,10 @@ def best_over_references(metric, prediction: str, references: Iterable[str]) -> 
 
 
 def rouge_l(prediction: str, reference: str) -> float:
-    """ROUGE-L F-measure (longest common subsequence), with stemming."""
+    """ROUGE-L F-measure (longest common subsequence), with stemming; citation markers dropped."""
     from rouge_score import rouge_scorer
 
+    prediction = CITATION.sub(" ", prediction)
     return (
         rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True).score(reference, prediction)["rougeL"].fmeasure
     )

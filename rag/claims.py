@@ -19,9 +19,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from itertools import chain
 from typing import Literal, get_args
 
 import numpy as np
+
+from indexes.words import tokenize
 
 UnsupportedPolicy = Literal["mark", "drop", "extract"]
 UNSUPPORTED_POLICIES: tuple[UnsupportedPolicy, ...] = get_args(UnsupportedPolicy)
@@ -41,6 +44,21 @@ _WORDS = {
 } | {word: 10 * n for n, word in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), 3)}
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.I)
 CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")  # [2] or [1, 3]; the group: the numbers
+# recite: a cited source this close to the best one's share of a sentence's words keeps its
+# citation; a sentence moves to (or, uncited, gets) the best source when it holds this share
+# a sentence of which fewer than this share of words is in the sources and question is unsupported
+WORDING_MIN = 0.5
+# words that state nothing: about the sources themselves, and function words BM25's short stop
+# list keeps (pronouns, auxiliaries)
+_NO_CLAIM = frozenset(
+    "source sources according document documents answer question provided mentioned he she his "
+    "her him its we our you your i me my them who whom whose which what when where why how has "
+    "have had been were do does did can could would should may might also than so very more most "
+    "about from".split()
+)
+RECITE_MARGIN = 0.15
+RECITE_MIN = 0.3
+EXTRACT_RANK_WEIGHT = 0.1  # extract: cosine given up per rank a source is below the first
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 # a run of capitalised words; one at the start of a sentence is usually just the sentence's start
 _NAME = re.compile(r"(?<![\w.'’-])[A-Z][\w'’&.-]*[\w](?:\s+[A-Z][\w'’&.-]*[\w])*")
@@ -151,6 +169,7 @@ def check_claims(text: str, sources: list[str], question: str = "") -> list[Clai
     """Each sentence of `text` with the numbers and names that none of `sources` (nor the
     question) contains. Citation markers are not claims."""
     grounding = "\n".join([question, *sources])
+    known_stems = set(chain.from_iterable(tokenize([question, *sources])))
     known_values = _plain_values(grounding)
     known_words = {w.lower() for w in re.findall(r"[\w'’&.-]+", grounding)}
     known_lower = grounding.lower()
@@ -174,25 +193,69 @@ def check_claims(text: str, sources: list[str], question: str = "") -> list[Clai
             if all(w.lower().strip(".") in known_words for w in name.split()):
                 continue  # every word is in the sources, in another order ("Panthers defense")
             missing.append(name)
+        named = {word for name in missing for word in name.split()}
+        missing += [w for w in _unsourced_wording(bare, known_stems) if w not in named]
         claims.append(Claim(sentence, tuple(dict.fromkeys(missing)), cites, holders))
     return claims
 
 
-def recite(text: str, claims: list[Claim]) -> str:
-    """`text` with each miscited sentence citing the source that holds its figures instead: a
-    grounded number is a source's number, but a small model often cites another source."""
+def _unsourced_wording(sentence: str, known_stems: set[str]) -> list[str]:
+    """The words of a sentence that the sources and question do not have, when they are most of
+    its words (more than 1 - WORDING_MIN of 3 or more; figures aside): a sentence made up around the sources
+    ("The most useful tool for analysing steam engines is a thermometer") states what no source
+    says even when it names nothing. Words about the sources themselves ("according to the
+    source") do not count; BM25's words (stemmed, no stop words, any script) do the matching."""
+    # figures are checked by value, not as words ("1577.00" for "1,577")
+    words = [w for w in re.findall(r"\b[^\W\d_]+\b", sentence) if w.lower() not in _NO_CLAIM]
+    stems = tokenize(words) if words else []
+    said = {stem for pieces in stems for stem in pieces}
+    absent = {stem for stem in said if stem not in known_stems}
+    if len(said) < 3 or len(absent) <= (1 - WORDING_MIN) * len(said):
+        return []
+    return [w for w, pieces in zip(words, stems, strict=True) if set(pieces) & absent]
+
+
+def recite(text: str, claims: list[Claim], sources: list[str] = ()) -> str:
+    """`text` with each supported sentence citing the sources it rests on. A small model often
+    cites another source than the one its words come from (a grounded figure is a source's
+    figure, often not the cited one's), or none ("The answer is: 1903").
+
+    A sentence whose figures are all in some sources cites one of those. With the `sources`'
+    texts, the sentence's words decide further (BM25's words: stemmed, no stop words, any
+    script): of its citations it keeps those whose source holds nearly as many of its words as
+    the best source (RECITE_MARGIN), and one that cites none of them, or nothing at all, cites
+    the best source instead when that holds at least RECITE_MIN of its words."""
+    held = [set(words) for words in tokenize(list(sources))] if sources else []
     for claim in claims:
-        if claim.supported and claim.miscited and claim.sentence in text:
-            fixed = with_citation(re.sub(r"\s*" + CITATION.pattern, "", claim.sentence), claim.holders[0])
-            text = text.replace(claim.sentence, fixed, 1)
+        if not claim.supported or claim.sentence not in text:
+            continue
+        cites = _resting_on(claim, held)
+        if cites != claim.cites:
+            bare = re.sub(r"\s*" + CITATION.pattern, "", claim.sentence)
+            text = text.replace(claim.sentence, with_citation(bare, *cites) if cites else bare, 1)
     return text
 
 
-def with_citation(sentence: str, n: int, final: str = "") -> str:
-    """"It rose." -> "It rose [2]." (`final` ends a sentence that had no end mark)."""
+def _resting_on(claim: Claim, held: list[set[str]]) -> tuple[int, ...]:
+    """The sources (1-based) a supported sentence should cite; `held`: each source's words."""
+    candidates = claim.holders or tuple(range(1, len(held) + 1))
+    said = set(tokenize([CITATION.sub(" ", claim.sentence)])[0]) if held else set()
+    if not said:  # no words to go by: only the figures' holders can correct it
+        return (claim.holders[0],) if claim.miscited or (claim.holders and not claim.cites) else claim.cites
+    support = {n: len(said & held[n - 1]) / len(said) for n in candidates}
+    best = max(support, key=lambda n: (support[n], -n))  # ties: the higher-ranked source
+    kept = tuple(n for n in claim.cites if n in support and support[n] >= support[best] - RECITE_MARGIN)
+    if kept:
+        return kept
+    return (best,) if claim.holders or support[best] >= RECITE_MIN else claim.cites
+
+
+def with_citation(sentence: str, *n: int, final: str = "") -> str:
+    """"It rose." -> "It rose [2]." or "It rose [1, 3]." (`final` ends a sentence that had no
+    end mark)."""
     sentence = sentence.rstrip()
     body = sentence.rstrip(".!?")
-    return f"{body} [{n}]{sentence[len(body):] or final}"
+    return f"{body} [{', '.join(map(str, n))}]{sentence[len(body):] or final}"
 
 
 def apply_unsupported_policy(
@@ -204,10 +267,11 @@ def apply_unsupported_policy(
     embed=None,
 ) -> tuple[str | None, set[int]]:
     """The answer's text under `policy` (`claims` are its sentences): "mark" keeps it as it is;
-    "drop" leaves out the unsupported sentences; "extract" puts in the place of each the source
-    sentence closest to the question, cited (or drops it when no source sentence is left or
-    there is no `embed`). With nothing supported left: None (the caller refuses). Also
-    returns the numbers (1-based) of the sources whose sentences were put in."""
+    "drop" leaves out the unsupported sentences; "extract" puts in the place of the first the
+    source sentence closest to the question, cited, and leaves out the others (a second source
+    sentence strays further from the question: bench/RESULTS.md); without `embed` it drops
+    them. With nothing supported left: None (the caller refuses). Also returns the numbers
+    (1-based) of the sources whose sentences were put in."""
     if policy == "mark" or all(c.supported for c in claims):
         return text, set()
     candidates = [
@@ -216,22 +280,20 @@ def apply_unsupported_policy(
         for sentence in split_sentences(source.replace("\n", " "))
         if 4 <= len(sentence.split()) <= 60
     ]
-    order: list[int] = []
+    best = None
     if policy == "extract" and embed is not None and candidates:
         similarity = embed([s for _, s in candidates]) @ embed([question])[0]
-        order = [int(i) for i in np.argsort(-similarity)]
-    kept, extracted, put_in = [], set(), set()
+        # the sources come ranked by the whole chunk's fit (words and meaning); one sentence's
+        # cosine alone picks a lower-ranked source's sentence too often (bench/RESULTS.md)
+        rank = np.array([n - 1 for n, _ in candidates], dtype=np.float32)
+        best = candidates[int(np.argmax(similarity - EXTRACT_RANK_WEIGHT * rank))]
+    kept, extracted = [], set()
     for claim in claims:
         if claim.supported:
             kept.append(claim.sentence)
-            continue
-        while order:
-            n, sentence = candidates[order.pop(0)]
-            if sentence not in put_in:  # one text in two sources (another edition) goes in once
-                put_in.add(sentence)
-                kept.append(with_citation(sentence, n, final="."))
-                extracted.add(n)
-                break
+        elif best is not None and not extracted:
+            kept.append(with_citation(best[1], best[0], final="."))
+            extracted.add(best[0])
     if not any(c.supported for c in claims) and not extracted:
         return None, set()
     return " ".join(kept), extracted

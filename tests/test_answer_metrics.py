@@ -21,6 +21,14 @@ def test_squad_normalisation_and_exact_match() -> None:
     assert exact_match("Eiffel", "Eiffel Tower") == 0.0
 
 
+def test_citation_markers_are_not_answer_words() -> None:
+    assert exact_match("308 [1].", "308") == 1.0
+    assert exact_match("Robert Lane and Benjamin Vail [1, 2]", "Robert Lane and Benjamin Vail") == 1.0
+    assert token_f1("308 points [2]", "308") == pytest.approx(2 / 3)  # "points" is a word, "2" is not
+    assert rouge_l("police killed the gunman [3]", "police kill the gunman") == 1.0
+    assert exact_match("[1]", "1") == 0.0
+
+
 def test_token_f1() -> None:
     # prediction: "red big car" (3 tokens), reference: "big red truck" (3): common red, big -> P=R=2/3
     assert token_f1("a red big car", "the big red truck") == pytest.approx(2 / 3)

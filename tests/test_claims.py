@@ -7,8 +7,8 @@ import pytest
 import torch
 from conftest import covers
 
-from rag.answer import NOT_FOUND, Answerer, build_messages, grounding_text
-from rag.claims import check_claims, recite
+from rag.answer import NOT_FOUND, Answerer, build_messages, grounding_text, without_lead_in
+from rag.claims import apply_unsupported_policy, check_claims, recite
 from rag.grounded_decoding import GroundedNumbers, allowed_numbers
 from rag.ingest import ingest
 from rag.retrieval import Retriever, SearchResult
@@ -38,11 +38,66 @@ def test_a_miscited_figure_cites_the_source_that_holds_it() -> None:
     assert recite(text, claims) == "Capital expenditure was 310 million dollars [2]. Revenue rose [1]."
 
 
+def test_recite_cites_the_sources_that_hold_a_sentences_words() -> None:
+    sources = [
+        "The bridge opened in 1932 after six years of work.",
+        "The tunnel under the river opened in 1934."]
+    text = "The bridge opened after six years of work [2]. The tunnel opened in 1934 [1, 2]. It took 1932"
+    claims = check_claims(text, sources)
+    assert all(c.supported for c in claims)
+    # words of source 1 cite it; a figure of source 2 cites it alone; an uncited figure gets its holder
+    assert recite(text, claims, sources) == (
+        "The bridge opened after six years of work [1]. The tunnel opened in 1934 [2]. It took 1932 [1]"
+    )
+    both = "The bridge and the tunnel opened [1, 2]."  # each source holds as much of it: both stay
+    assert recite(both, check_claims(both, sources), sources) == both
+    # without the sources' texts only the figures decide ("six" is in source 1 alone); a sentence
+    # citing one of its figures' holders keeps its citations
+    assert recite(text, claims) == (
+        "The bridge opened after six years of work [1]. The tunnel opened in 1934 [1, 2]. It took 1932 [1]"
+    )
+
+
+def test_a_sentence_made_up_around_the_sources_is_unsupported() -> None:
+    sources = ["Steam engines turn heat into work; their efficiency is measured with an indicator diagram."]
+    made_up = "The most useful tool for analysing steam engines is a thermometer [1]."
+    assert unsupported(made_up, sources) == [("useful", "tool", "analysing", "thermometer")]
+    assert unsupported("Their efficiency is measured with a diagram of the engine [1].", sources) == [()]
+    # words about the sources and function words state nothing
+    assert unsupported("According to the source, he measured engines [1].", sources) == [()]
+
+
+def test_extract_puts_in_one_source_sentence(embedder) -> None:
+    sources = ["Steam engines turn heat into work. Their efficiency is measured with an indicator diagram.",
+               "The first commercial steam engine was built by Thomas Newcomen in 1712."]
+    reply = (
+        "Steam engines were built in 1650 [1]. They were invented by Tom Brady [2]. "
+        "Engines turn heat into work [1]."
+    )
+    claims = check_claims(reply, sources, "Who built the first steam engine?")
+    assert [c.supported for c in claims] == [False, False, True]
+    text, extracted = apply_unsupported_policy(
+        reply, claims, sources, "Who built the first steam engine?", "extract", embedder.encode
+    )
+    # the closest source sentence in the first one's place, the second left out
+    assert text == ("The first commercial steam engine was built by Thomas Newcomen in 1712 [2]. "
+                    "Engines turn heat into work [1].")
+    assert extracted == {2}
+
+
+def test_a_small_models_preamble_is_not_part_of_the_answer() -> None:
+    assert without_lead_in("The answer is: 1903 [1].") == "1903 [1]."
+    assert without_lead_in("Answer: Robert Lane") == "Robert Lane"
+    for kept in ("The answer is that revenue rose [1].", "The answer to this question is:"):
+        assert without_lead_in(kept) == kept
+
+
 def test_names_must_be_in_a_source() -> None:
     sources = ["Luke Kuechly led the Carolina Panthers in tackles."]
     assert unsupported("Luke Kuechly led the Panthers [1].", sources) == [()]
+    # the names, and the sentence's other words: none of them is in the source
     assert unsupported("He was named LambdaFunction of the year by Tom Brady.", sources) == [
-        ("LambdaFunction", "Tom Brady")
+        ("LambdaFunction", "Tom Brady", "named", "year")
     ]
     assert unsupported("According to the source, Kuechly led [1].", sources) == [()]  # common words pass
 
