@@ -4,14 +4,16 @@ A small generator copies the sentence shape of a source and swaps the fact ("The
 defense surrendered 2 points [1]." over a source that says 308). A citation checker that only
 checks that [1] exists passes that; this one looks up each sentence's numbers (amounts, counts,
 years, percentages) and capitalised names in the sources and the question, and marks the
-sentence unsupported when one of them is in none of them.
+sentence unsupported when one of them is in none of them, or when most of its other words are
+in none of them (a sentence made up around the sources).
 
 Numbers are compared as values, not strings: "$1,577 million" = "1577.00" = "1,577";
 "four" = "4"; "FY2019" holds 2019; a rounded figure ("$1.6 billion") is supported by a precise
 one ("1,577 million") when it is that figure rounded to the answer's precision.
 
 What becomes of an unsupported sentence is a policy (`apply_unsupported_policy`): kept and
-marked, dropped, or replaced by the source sentence closest to the question ("extract").
+marked, dropped, or replaced by the source sentence closest to the question ("extract"). Then
+`recite` makes each sentence cite the sources its figures and words are in.
 """
 
 from __future__ import annotations
