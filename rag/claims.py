@@ -46,8 +46,6 @@ _WORDS = {
 } | {word: 10 * n for n, word in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), 3)}
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.I)
 CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")  # [2] or [1, 3]; the group: the numbers
-# recite: a cited source this close to the best one's share of a sentence's words keeps its
-# citation; a sentence moves to (or, uncited, gets) the best source when it holds this share
 # a sentence of which fewer than this share of words is in the sources and question is unsupported
 WORDING_MIN = 0.5
 # words that state nothing: about the sources themselves, and function words BM25's short stop
@@ -58,6 +56,8 @@ _NO_CLAIM = frozenset(
     "have had been were do does did can could would should may might also than so very more most "
     "about from".split()
 )
+# recite: a cited source this close to the best one's share of a sentence's words keeps its
+# citation; a sentence moves to (or, uncited, gets) the best source when it holds this share
 RECITE_MARGIN = 0.15
 RECITE_MIN = 0.3
 EXTRACT_RANK_WEIGHT = 0.1  # extract: cosine given up per rank a source is below the first
@@ -203,10 +203,11 @@ def check_claims(text: str, sources: list[str], question: str = "") -> list[Clai
 
 def _unsourced_wording(sentence: str, known_stems: set[str]) -> list[str]:
     """The words of a sentence that the sources and question do not have, when they are most of
-    its words (more than 1 - WORDING_MIN of 3 or more; figures aside): a sentence made up around the sources
-    ("The most useful tool for analysing steam engines is a thermometer") states what no source
-    says even when it names nothing. Words about the sources themselves ("according to the
-    source") do not count; BM25's words (stemmed, no stop words, any script) do the matching."""
+    its words (more than 1 - WORDING_MIN of 3 or more; figures aside): a sentence made up
+    around the sources ("The most useful tool for analysing steam engines is a thermometer")
+    states what no source says even when it names nothing. Words about the sources themselves
+    ("according to the source") do not count; BM25's words (stemmed, no stop words, any script)
+    do the matching."""
     # figures are checked by value, not as words ("1577.00" for "1,577")
     words = [w for w in re.findall(r"\b[^\W\d_]+\b", sentence) if w.lower() not in _NO_CLAIM]
     stems = tokenize(words) if words else []
