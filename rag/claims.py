@@ -4,8 +4,9 @@ A small generator copies the sentence shape of a source and swaps the fact ("The
 defense surrendered 2 points [1]." over a source that says 308). A citation checker that only
 checks that [1] exists passes that; this one looks up each sentence's numbers (amounts, counts,
 years, percentages) and capitalised names in the sources and the question, and marks the
-sentence unsupported when one of them is in none of them, or when most of its other words are
-in none of them (a sentence made up around the sources).
+sentence unsupported when one of them is in none of them, when a figure is not beside what it
+counts in any of them ("3 points" where a source has 308 points and a 3 elsewhere), or when
+most of its other words are in none of them (a sentence made up around the sources).
 
 Numbers are compared as values, not strings: "$1,577 million" = "1577.00" = "1,577";
 "four" = "4"; "FY2019" holds 2019; a rounded figure ("$1.6 billion") is supported by a precise
@@ -48,6 +49,14 @@ _NUMBER_WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.I)
 CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")  # [2] or [1, 3]; the group: the numbers
 # a sentence of which fewer than this share of words is in the sources and question is unsupported
 WORDING_MIN = 0.5
+UNIT_WORDS = 3  # words after a source's figure among which what it counts must be (scale words count)
+_CURRENCIES = {"$": {"dollar", "usd"}, "€": {"euro", "eur"}, "£": {"pound", "gbp"}, "¥": {"yen", "yuan"}}
+_YEAR = re.compile(r"1[89]\d\d|20\d\d")
+# words after a figure that say how it compares or where it comes from, not what it counts
+_NOT_UNITS = frozenset(
+    "and are was were the for with that this from than into higher lower more less greater fewer "
+    "through based but per over under after before since until during".split()
+)
 # words that state nothing: about the sources themselves, and function words BM25's short stop
 # list keeps (pronouns, auxiliaries)
 _NO_CLAIM = frozenset(
@@ -172,6 +181,8 @@ def check_claims(text: str, sources: list[str], question: str = "") -> list[Clai
     question) contains. Citation markers are not claims."""
     grounding = "\n".join([question, *sources])
     known_stems = set(chain.from_iterable(tokenize([question, *sources])))
+    if "%" in grounding:
+        known_stems.add("percent")
     known_values = _plain_values(grounding)
     known_words = {w.lower() for w in re.findall(r"[\w'’&.-]+", grounding)}
     known_lower = grounding.lower()
@@ -185,6 +196,12 @@ def check_claims(text: str, sources: list[str], question: str = "") -> list[Clai
             for raw, value, decimals in number_values(bare)
         ]
         missing = [raw for raw, v, d, u in figures if not _value_supported(v, d, known_values, u)]
+        # "3 points" where a source has 308 points and a 3 elsewhere: the figure must be beside
+        # what it counts, when the sources speak of that at all (else the wording check decides)
+        for raw, unit in _counted(bare):
+            spoken_of = unit == "%" or set(tokenize([unit])[0]) <= known_stems
+            if raw not in missing and spoken_of and not _counted_in_sources(raw, unit, sources):
+                missing.append(f"{raw} {unit}")
         holders = tuple(
             n for n, known in enumerate(per_source, 1)
             if figures and all(_value_supported(v, d, known, u) for _, v, d, u in figures)
@@ -199,6 +216,54 @@ def check_claims(text: str, sources: list[str], question: str = "") -> list[Clai
         missing += [w for w in _unsourced_wording(bare, known_stems) if w not in named]
         claims.append(Claim(sentence, tuple(dict.fromkeys(missing)), cites, holders))
     return claims
+
+
+def _counted(sentence: str) -> list[tuple[str, str]]:
+    """(figure as written, the word it counts) for each figure followed by a word ("308 points",
+    "12 tackles", "$4.2 billion dollars", "8%"): that word must be beside the figure in a source."""
+    found = []
+    for match in _NUMBER.finditer(sentence):
+        rest = sentence[match.end() :]
+        scale = _SCALE.match(rest)
+        rest = rest[scale.end() :] if scale else rest
+        unit = re.match(r"\s*(%|[^\W\d_]{3,}\b)", rest) if rest[:1] in " %" else None
+        if _YEAR.fullmatch(match.group(0)):
+            continue  # "2018 capital expenditure": a year dates what follows, it counts nothing
+        if unit and unit.group(1).lower() not in _NO_CLAIM and unit.group(1).lower() not in _NOT_UNITS:
+            found.append((match.group(0), unit.group(1)))
+    return found
+
+
+def _counted_in_sources(raw: str, unit: str, sources: list[str]) -> bool:
+    """Whether a source writes the figure's value with the word it counts beside it: among the
+    UNIT_WORDS words after it or the two before it in its clause (stemmed; "%" and "percent"
+    are one; "$" is dollars)."""
+    value = _figure_value(raw)
+    percent = {"%", "percent"}
+    units = percent if unit.lower() in percent else set(tokenize([unit])[0])
+    for source in sources:
+        for match in chain(_NUMBER.finditer(source), _NUMBER_WORD.finditer(source)):
+            if _figure_value(match.group(0)) != value:
+                continue
+            after = re.findall(r"%|[^\W\d_]+", source[match.end() : match.end() + 60])[:UNIT_WORDS]
+            # "Points: 308" counts; "308 points, and 3" does not give the 3 points
+            clause = re.split(r"[,;.()]", source[max(0, match.start() - 40) : match.start()])[-1]
+            before = re.findall(r"[^\W\d_]+", clause)[-2:]
+            words = set(tokenize([" ".join(before + after)])[0]) | (percent if "%" in after else set())
+            symbol = source[max(0, match.start() - 2) : match.start()].strip()[-1:]
+            if units & words or (symbol and units & _CURRENCIES.get(symbol, set())):
+                return True
+    return False
+
+
+def _figure_value(written: str) -> Decimal | None:
+    """"1,577" -> 1577, "four" -> 4; None for what is no figure."""
+    if written.lower() in _WORDS:
+        return Decimal(_WORDS[written.lower()])
+    try:
+        return Decimal(written.replace(",", ""))
+    except InvalidOperation:
+        return None
 
 
 def _unsourced_wording(sentence: str, known_stems: set[str]) -> list[str]:

@@ -58,6 +58,16 @@ def test_recite_cites_the_sources_that_hold_a_sentences_words() -> None:
     )
 
 
+def test_a_figure_must_be_beside_what_it_counts() -> None:
+    sources = ["The defense gave up just 308 points, and 3 sacks came in the third quarter.",
+               "Revenue was 4.2 billion dollars, up 8% from 2020. Capital expenditure was $310 million."]
+    # a source has a 3 and 308 points, not 3 points
+    assert unsupported("The defense surrendered 3 points [1].", sources) == [("3 points",)]
+    for held in ("They gave up 308 points [1].", "They had 3 sacks [1].", "Revenue rose 8 percent [2].",
+                 "Revenue rose 8% [2].", "Capex was 310 million dollars [2].", "The 2020 revenue grew [2]."):
+        assert unsupported(held, sources) == [()], held
+
+
 def test_a_sentence_made_up_around_the_sources_is_unsupported() -> None:
     sources = ["Steam engines turn heat into work; their efficiency is measured with an indicator diagram."]
     made_up = "The most useful tool for analysing steam engines is a thermometer [1]."
