@@ -141,15 +141,14 @@ def _plain_values(text: str) -> set[Decimal]:
     (a table says "1,577" under "(in millions)"; the answer says "$1,577 million")."""
     values = set()
     for match in _NUMBER.finditer(text):
-        try:
-            value = Decimal(match.group(0).replace(",", ""))
-        except InvalidOperation:
+        value = _figure_value(match.group(0))
+        if value is None:
             continue
         values.add(value)
         scale = _SCALE.match(text, match.end())
         if scale:
             values.add(value.scaleb(_SCALES[scale.group(1).lower()]))
-    values |= {Decimal(_WORDS[m.group(1).lower()]) for m in _NUMBER_WORD.finditer(text)}
+    values |= {_figure_value(m.group(0)) for m in _NUMBER_WORD.finditer(text)}
     return values
 
 
