@@ -11,6 +11,7 @@ sources they cite.
     python bench/grounding.py ../shared/data/xquad/xquad.en.json --limit 200 [--engine onnx]
     python bench/grounding.py ../shared/data/financebench/qa.jsonl --pdfs ../shared/data/financebench/pdfs
     python bench/grounding.py ../shared/data/xquad/xquad.en.json --rescore runs/grounding.json
+    RAG_LLM_ADAPTER=adapters/mine python bench/grounding.py ... --plain-only   (a tuned generator)
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ def main() -> None:
                         help="embedded engine (same greedy answers; onnx is faster)")
     parser.add_argument("--out", type=Path, help="write the figures and every answer as JSON here")
     parser.add_argument("--rescore", type=Path, help="score the replies an earlier --out saved, not new ones")
+    parser.add_argument("--plain-only", action="store_true", help="answer without grounded decoding only")
     args = parser.parse_args()
     settings = load_settings(unsupported="mark")
     settings.index = args.index or cache_index("qa", args.pdfs or args.data, settings)
@@ -134,12 +136,15 @@ def main() -> None:
     retriever = Retriever(settings.index)
     rows, dump = [], {}
     saved = json.loads(args.rescore.read_text()) if args.rescore else None
-    for grounded in (False, True):
+    for grounded in (False,) if args.plain_only else (False, True):
         if saved:
             answers = [revive(a) for a in saved["answers"][f"grounded={grounded}"]]
             seconds = next(r["s/answer"] for r in saved["rows"] if r["grounded"] == grounded)
         else:
-            generator = load_generator(args.engine, settings.llm_model, grounded=grounded)
+            # the generator of the settings (RAG_LLM_MODEL, RAG_LLM_ADAPTER), on the embedded engine asked for
+            generator = load_generator(
+                args.engine, settings.llm_model, adapter=settings.llm_adapter, grounded=grounded
+            )
             answerer = Answerer.from_settings(retriever, generator, settings)
             answers, seconds = answer_all(answerer, questions, f"grounded={grounded}")
         dump[f"grounded={grounded}"] = [a.to_dict() for a in answers]

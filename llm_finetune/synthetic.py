@@ -27,14 +27,21 @@ QA_PROMPT = (
     "copied from the passage.\n\nPassage:\n{text}\n\nReply in two lines:\nQuestion: ...\nAnswer: ..."
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
-_FIGURE = re.compile(r"\$?\d[\d,.]*(?:\s?(?:%|percent|million|billion|thousand))?")
-_NAME = re.compile(r"(?<=[a-z,] )[A-Z][a-z]+(?: (?:of |the |de )?[A-Z][a-z]+)*")
+# a whole figure or name, not the "60%" of "10-60%" or the "Py" of "PyObject"
+_FIGURE = re.compile(r"(?<![\w.,-])\$?\d[\d,.]*(?:\s?(?:%|percent|million|billion|thousand))?(?![\w-])")
+_NAME = re.compile(r"(?<=[a-z,] )[A-Z][a-z]+(?: (?:of |the |de )?[A-Z][a-z]+)*\b(?![\w-])")
+_YEAR = re.compile(r"1[5-9]\d\d|20\d\d")
+_COUNTED = re.compile(r"\s+([a-z]{3,}s)\b")
+_NOT_COUNTED = {"does", "was", "has", "this", "thus", "its", "his", "plus", "less", "unless", "always"}
 _QA_LINES = re.compile(r"question\s*[:.]\s*(?P<q>.+?)\s*\n+\s*answer\s*[:.]\s*(?P<a>.+)", re.I | re.S)
 
 
 def cloze_pair(text: str, rng: random.Random) -> tuple[str, str] | None:
     """(question, answer) from one sentence of 8-40 words with a figure or a name to take out."""
-    sentences = [s.strip() for s in _SENTENCE_END.split(text) if 8 <= len(s.split()) <= 40]
+    # a parenthesised aside ("(Contributed by ... in 5845.)") is not a statement to ask about
+    sentences = [
+        s.strip() for s in _SENTENCE_END.split(text) if 8 <= len(s.split()) <= 40 and not s.startswith("(")
+    ]
     rng.shuffle(sentences)
     for sentence in sentences:
         spans = [m for m in _FIGURE.finditer(sentence) if m.start() > 0] or list(_NAME.finditer(sentence))
@@ -44,7 +51,14 @@ def cloze_pair(text: str, rng: random.Random) -> tuple[str, str] | None:
         span = rng.choice(spans)
         answer = span.group().strip(" ,.")
         start = span.start() + span.group().index(answer)
-        question = sentence[:start] + "what" + sentence[start + len(answer) :]
+        before, after = sentence[:start], sentence[start + len(answer) :]
+        counted = _COUNTED.match(after)
+        if _YEAR.fullmatch(answer) and before.endswith(("in ", "In ")):
+            question = before + "what year" + after  # "in what year", as a person asks it
+        elif counted and counted[1] not in _NOT_COUNTED and answer.replace(",", "").isdigit():
+            question = before + "how many " + counted[1] + after[counted.end() :]
+        else:
+            question = before + "what" + after
         return question.rstrip(" .;:") + "?", answer
     return None
 

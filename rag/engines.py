@@ -1,6 +1,6 @@
 """Choosing the generator: the one place an engine name becomes a generator (CLI, server, evals).
 
-  onnx          the embedded default: rag.onnx_generation (ONNX Runtime GenAI)
+  onnx          the embedded default: rag.onnx_generation (ONNX Runtime GenAI); merges adapters
   transformers  in-process transformers (rag.generation.TransformersGenerator); merges adapters
   openai        any OpenAI-compatible server, or several replicas of one (rag.replicas)
   vllm          a running vLLM, or one started for the command (rag.vllm_server)
@@ -34,8 +34,8 @@ def load_generator(
     """The generator for an engine: the one place an engine is chosen (CLI, server, evals).
 
     transformers runs in-process and merges an `adapter` in; onnx runs in-process on ONNX
-    Runtime GenAI in `precision` (transformers instead where there is an adapter or no
-    onnxruntime-genai); openai talks to a running server at
+    Runtime GenAI in `precision`, the adapter merged into a cached copy of the model
+    (transformers instead where there is no onnxruntime-genai); openai talks to a running server at
     `base_url`; vllm talks to a running vLLM at `base_url`, or, without one, starts vLLM from
     `vllm_python` (rag.vllm_server) serving the model and the adapter, with `vllm_parallel`
     (vLLM's parallel sizes); `close()` on the returned generator stops it. Several base URLs,
@@ -46,10 +46,9 @@ def load_generator(
     if engine == "onnx":
         from rag import onnx_generation
 
-        if adapter is None and onnx_generation.available():
-            return onnx_generation.OnnxGenerator(model, precision, grounded=grounded)
-        why = "a LoRA adapter" if adapter else "no onnxruntime-genai installed"
-        logging.getLogger(__name__).info("onnx engine: %s, so transformers generates", why)
+        if onnx_generation.available():
+            return onnx_generation.OnnxGenerator(model, precision, grounded=grounded, adapter=adapter)
+        logging.getLogger(__name__).info("onnx engine: no onnxruntime-genai, so transformers generates")
         engine = "transformers"
     if engine == "transformers":
         return TransformersGenerator(model, adapter=adapter, grounded=grounded)

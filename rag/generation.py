@@ -5,7 +5,7 @@ Backends:
                 dequantised by transformers and cached as a Hugging Face copy), or any local model
                 directory or hub id; merges LoRA adapters.
   onnx          the same model and decoding on ONNX Runtime GenAI (rag.onnx_generation), faster a
-                token; a run with an adapter falls back to transformers.
+                token; an adapter is merged into a cached copy of the model, which is exported.
 
 rag.engines picks one by name (load_generator, open_generator).
   openai        any OpenAI-compatible server (vLLM, llama.cpp, OpenAI itself).
@@ -319,6 +319,36 @@ class OpenAIGenerator:
         for chunk in response:
             if chunk.choices and chunk.choices[0].delta.content:
                 yield chunk.choices[0].delta.content
+
+
+def merged_model_dir(model: str, adapter: str) -> str:
+    """A cached Hugging Face copy of `model` with the LoRA `adapter` merged into its weights, for
+    engines that load a model directory and know no adapters (ONNX Runtime GenAI's exporter).
+
+    Named after the adapter's files' digest: retraining an adapter in place makes a new copy."""
+    import hashlib
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = Path(adapter)
+    if not (folder / "adapter_config.json").is_file():
+        raise ValueError(f"{adapter} is not a LoRA adapter directory (no adapter_config.json)")
+    digest = hashlib.blake2b(digest_size=8)
+    for file in sorted(folder.glob("adapter_*")):
+        digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    base = hf_model_dir(model)
+    target = cache_dir("models") / f"{Path(base).name}+{folder.resolve().name}-{digest.hexdigest()}"
+    with model_loading:
+        if (target / "config.json").is_file():
+            return str(target)
+        print(f"merging adapter {folder.name} into {Path(base).name} (once) ...", file=sys.stderr, flush=True)
+        merged = load_adapter(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), adapter)
+        staging = target.with_name(target.name + f".tmp{os.getpid()}")
+        merged.save_pretrained(staging)
+        AutoTokenizer.from_pretrained(base).save_pretrained(staging)
+        staging.rename(target)
+    return str(target)
 
 
 def load_adapter(model, adapter: str):

@@ -8,8 +8,8 @@ processors (the repetition penalty that ignores the prompt, grounded numbers), s
 are the transformers engine's (bench/RESULTS.md: the same text on every prompt checked, in
 fp32). Greedy steps also check a few tokens guessed from the prompt (prompt lookup: a reply
 quotes its sources) in the same pass, keeping those the model's own logits pick, so one step can
-give several tokens of the same answer. A LoRA adapter is merged by the transformers engine only
-(rag.engines.load_generator falls back to it).
+give several tokens of the same answer. A LoRA adapter is merged into a cached copy of the model,
+which is exported like any other (rag.generation.merged_model_dir).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from rag.generation import (
     check_length,
     clean,
     hf_model_dir,
+    merged_model_dir,
 )
 from rag.loading import model_loading
 from rag.onnx_logits import keep_last_logits
@@ -96,15 +97,24 @@ class OnnxGenerator:
             model the onnxruntime-genai builder exports (Llama, Qwen, Phi, Gemma, Mistral, ...).
         precision: "fp32" (the transformers engine's answers) or "int4".
         grounded: as TransformersGenerator: numbers only as the `grounding` text writes them.
+        adapter: a LoRA adapter (rag finetune-llm), merged into a cached copy of the model that is
+            exported in its stead (rag.generation.merged_model_dir).
     """
 
-    def __init__(self, model: str = DEFAULT_GENERATOR, precision: str = "fp32", grounded: bool = False):
+    def __init__(
+        self,
+        model: str = DEFAULT_GENERATOR,
+        precision: str = "fp32",
+        grounded: bool = False,
+        adapter: str | None = None,
+    ):
         import onnxruntime_genai as og
         from transformers import AutoConfig, AutoTokenizer
 
         self.name = model
+        self.adapter = adapter
         self.grounded = grounded
-        path = hf_model_dir(model)
+        path = merged_model_dir(model, adapter) if adapter else hf_model_dir(model)
         try:
             with model_loading:
                 self.tokenizer = AutoTokenizer.from_pretrained(path)

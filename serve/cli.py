@@ -20,7 +20,7 @@ def serve(
         str | None, typer.Option("--llm", help="Generator: bundled name, dir or hub id")
     ] = None,
     adapter: Annotated[
-        Path | None, typer.Option(help="LoRA adapter from rag finetune-llm (transformers and vllm engines)")
+        Path | None, typer.Option(help="LoRA adapter from rag finetune-llm (every engine but openai)")
     ] = None,
     log: Annotated[Path | None, typer.Option(help="vLLM's log file (engine vllm)")] = None,
     llm_base_url: Annotated[

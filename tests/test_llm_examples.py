@@ -13,7 +13,8 @@ from eval.datasets import index_corpus, load_squad
 from llm_finetune.evaluate import score
 from llm_finetune.examples import Example, build_examples, cited_answer
 from llm_finetune.masking import IGNORE, tokenize_example
-from llm_finetune.synthetic import parse_qa, synthetic_questions
+from llm_finetune.synthetic import cloze_pair, parse_qa, synthetic_questions
+from llm_finetune.text_corpus import build_corpus, prose_paragraphs
 from rag.answer import NOT_FOUND, SYSTEM_PROMPT
 from rag.retrieval import Retriever
 from rag.settings import Settings
@@ -152,10 +153,68 @@ def test_cloze_questions_take_their_answer_out_of_a_chunk(squad) -> None:
         chunk = text_of[question["id"].removeprefix("syn-")]
         answer = question["references"][0]
         assert answer in chunk.text and answer not in question["question"]
-        assert question["question"].endswith("?") and " what" in question["question"]
+        assert question["question"].endswith("?")
+        assert " what" in question["question"] or " how many" in question["question"]
         assert question["evidence"] == [{"doc": chunk.doc, "page": chunk.page_start}]
     examples = build_examples(questions, retriever, answer_k=2, refusal_fraction=0.0)
     assert len(examples) >= len(questions) // 2 and all(e.target.endswith("].") for e in examples)
+
+
+def test_cloze_questions_ask_as_a_person_would_and_take_whole_words() -> None:
+    import random
+
+    def ask(sentence: str) -> tuple[str, str]:
+        pair = cloze_pair(sentence, random.Random(0))
+        assert pair is not None
+        return pair
+
+    assert ask("The bridge over the river was finished in 1932 by the city engineers.") == (
+        "The bridge over the river was finished in what year by the city engineers?", "1932"
+    )
+    assert ask("The small allocator serves requests of up to 512 bytes from its own pools.") == (
+        "The small allocator serves requests of up to how many bytes from its own pools?", "512"
+    )
+    # not the "Py" of "PyObject", not the "60%" of "10-60%": no whole name or figure, no question
+    unasked = "the struct supports a PyTypeObject field and runs 10-60% faster here"
+    assert cloze_pair(unasked, random.Random(0)) is None
+
+
+RST = """\
+=========
+Reference
+=========
+
+The loader was written by Ada Byron in 1843, and it reads
+:func:`open` files of up to 64 kilobytes, see `the guide <https://example.org>`_.
+
+.. note::
+
+   A directive body is not prose, even when it runs as long as this sentence does here.
+
+Its use is simple::
+
+    load("x")
+
+* a list item with a figure like 12 is left out of the prose entirely
+"""
+
+
+def test_text_corpus_reads_prose_and_asks_about_it(tmp_path: Path) -> None:
+    assert prose_paragraphs(RST) == [
+        "The loader was written by Ada Byron in 1843, and it reads open files of up to 64 kilobytes, "
+        "see the guide."
+    ]
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "loader.rst").write_text(RST)
+    (tmp_path / "docs" / "empty.txt").write_text("Too short.\n")
+    corpus = tmp_path / "corpus.json"
+    corpus.write_text(json.dumps(build_corpus(tmp_path / "docs", per_context=2)))
+    contexts, questions = load_squad(corpus)  # what `rag finetune-llm --data` reads
+    assert list(contexts) == ["loader-1"] and len(questions) == 2
+    for question in questions:
+        answer = question["references"][0]
+        assert answer in contexts["loader-1"] and answer not in question["question"]
+        assert answer in {"1843", "64", "Ada Byron"}
 
 
 def test_llm_questions_keep_only_answers_found_in_the_chunk(squad, generator) -> None:

@@ -1,6 +1,6 @@
 """The onnx engine (rag.onnx_generation): the real SmolLM2 exported by onnxruntime-genai gives the
-transformers engine's greedy answers, streams them, keeps grounded decoding, and hands
-adapters to the transformers engine."""
+transformers engine's greedy answers, streams them, keeps grounded decoding, and runs a LoRA
+adapter merged into a cached copy of the model."""
 
 from __future__ import annotations
 
@@ -98,11 +98,33 @@ def test_bad_requests_are_refused_in_words(onnx_generator) -> None:
         OnnxGenerator(precision="int2")
 
 
-def test_an_adapter_is_left_to_the_transformers_engine(tmp_path) -> None:
-    """The onnx engine cannot merge a LoRA adapter: load_generator gives the transformers engine,
-    which reads the adapter (here: refuses a folder that is none)."""
+def test_an_adapter_is_merged_and_exported(tmp_path, transformers_generator) -> None:
+    """A LoRA adapter on the onnx engine: merged into a cached copy of the model, which is
+    exported; its greedy answers are the transformers engine's with the same adapter, and not the
+    base model's. (The adapter is random, not trained: the test is about plumbing.)"""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from rag.generation import TransformersGenerator, hf_model_dir, merged_model_dir
+
     with pytest.raises(ValueError, match="not a LoRA adapter directory"):
         load_generator("onnx", adapter=str(tmp_path))
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(hf_model_dir(), dtype=torch.float32)
+    config = LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    adapter = tmp_path / "random-adapter"
+    get_peft_model(base, config).save_pretrained(adapter)
+
+    onnx_tuned = load_generator("onnx", adapter=str(adapter))
+    assert isinstance(onnx_tuned, OnnxGenerator) and onnx_tuned.adapter == str(adapter)
+    same = merged_model_dir("SmolLM2-135M-Instruct", str(adapter)), merged_model_dir("smollm2", str(adapter))
+    assert same[0] == same[1]
+    tuned = TransformersGenerator(adapter=str(adapter))
+    messages = build_messages(QUESTIONS[0], [SOURCE])
+    answer = generate(onnx_tuned, messages, 24)
+    assert answer == generate(tuned, messages, 24)
+    assert answer != generate(transformers_generator, messages, 24)
 
 
 def test_a_stream_left_unfinished_does_not_block_the_next(onnx_generator) -> None:
