@@ -5,7 +5,8 @@ defense surrendered 2 points [1]." over a source that says 308). A citation chec
 checks that [1] exists passes that; this one looks up each sentence's numbers (amounts, counts,
 years, percentages) and capitalised names in the sources and the question, and marks the
 sentence unsupported when one of them is in none of them, when a figure is not beside what it
-counts in any of them ("3 points" where a source has 308 points and a 3 elsewhere), or when
+counts in any of them ("3 points" where a source has 308 points and a 3 elsewhere) or in no
+source sentence about what its sentence is about (another game's score), or when
 most of its other words are in none of them (a sentence made up around the sources).
 
 Numbers are compared as values, not strings: "$1,577 million" = "1577.00" = "1,577";
@@ -67,6 +68,9 @@ _NO_CLAIM = frozenset(
 )
 # recite: a cited source this close to the best one's share of a sentence's words keeps its
 # citation; a sentence moves to (or, uncited, gets) the best source when it holds this share
+# a figure must stand in a source sentence that holds this share of its sentence's other words
+# (bench/RESULTS.md: 0.4 flagged a right "late 1980s", 0.3 none of XQuAD's right answers)
+CONTEXT_MIN = 0.3
 RECITE_MARGIN = 0.15
 RECITE_MIN = 0.3
 EXTRACT_RANK_WEIGHT = 0.1  # extract: cosine given up per rank a source is below the first
@@ -186,6 +190,10 @@ def check_claims(text: str, sources: list[str], question: str = "") -> list[Clai
     known_words = {w.lower() for w in re.findall(r"[\w'’&.-]+", grounding)}
     known_lower = grounding.lower()
     per_source = [_plain_values(source) for source in sources]
+    asked = _plain_values(question)
+    sentences = [
+        (_plain_values(s), set(tokenize([s])[0])) for source in sources for s in split_sentences(source)
+    ]
     claims = []
     for sentence in split_sentences(text):
         cites = tuple(int(n) for group in CITATION.findall(sentence) for n in re.findall(r"\d+", group))
@@ -201,6 +209,16 @@ def check_claims(text: str, sources: list[str], question: str = "") -> list[Clai
             spoken_of = unit == "%" or set(tokenize([unit])[0]) <= known_stems
             if raw not in missing and spoken_of and not _counted_in_sources(raw, unit, sources):
                 missing.append(f"{raw} {unit}")
+        # "The final score of the AFC Championship Game was 24-10" where 24-10 is another game's:
+        # a written figure (not "two", often a count the answer makes) must be in a source
+        # sentence about what the answer's sentence is about
+        context = _context_stems(bare)
+        for raw, value, decimals, unscaled in figures:
+            if len(context) >= 2 and raw[0].isdigit() and raw not in missing:
+                if not _value_supported(value, decimals, asked, unscaled) and not _figure_in_context(
+                    value, decimals, unscaled, context, sentences
+                ):
+                    missing.append(raw)
         holders = tuple(
             n for n, known in enumerate(per_source, 1)
             if figures and all(_value_supported(v, d, known, u) for _, v, d, u in figures)
@@ -215,6 +233,28 @@ def check_claims(text: str, sources: list[str], question: str = "") -> list[Clai
         missing += [w for w in _unsourced_wording(bare, known_stems) if w not in named]
         claims.append(Claim(sentence, tuple(dict.fromkeys(missing)), cites, holders))
     return claims
+
+
+def _claim_words(sentence: str) -> tuple[list[str], list[list[str]]]:
+    """A sentence's words that can state something, and each one's BM25 stems (figures are
+    checked by value, not as words: "1577.00" for "1,577"; words about the sources aside)."""
+    words = [w for w in re.findall(r"\b[^\W\d_]+\b", sentence) if w.lower() not in _NO_CLAIM]
+    return words, tokenize(words) if words else []
+
+
+def _context_stems(sentence: str) -> set[str]:
+    return {stem for pieces in _claim_words(sentence)[1] for stem in pieces}
+
+
+def _figure_in_context(value, decimals, unscaled, context: set[str], sentences) -> bool:
+    """Whether some source sentence holds the figure and CONTEXT_MIN of the words around it in
+    the answer's sentence ("The final score of the AFC Championship Game was 24-10" needs a
+    sentence about that game, not any sentence with 24-10)."""
+    share = CONTEXT_MIN * len(context)
+    return any(
+        len(context & stems) >= share and _value_supported(value, decimals, values, unscaled)
+        for values, stems in sentences
+    )
 
 
 def _counted(sentence: str) -> list[tuple[str, str]]:
@@ -272,9 +312,7 @@ def _unsourced_wording(sentence: str, known_stems: set[str]) -> list[str]:
     states what no source says even when it names nothing. Words about the sources themselves
     ("according to the source") do not count; BM25's words (stemmed, no stop words, any script)
     do the matching."""
-    # figures are checked by value, not as words ("1577.00" for "1,577")
-    words = [w for w in re.findall(r"\b[^\W\d_]+\b", sentence) if w.lower() not in _NO_CLAIM]
-    stems = tokenize(words) if words else []
+    words, stems = _claim_words(sentence)
     said = {stem for pieces in stems for stem in pieces}
     absent = {stem for stem in said if stem not in known_stems}
     if len(said) < 3 or len(absent) <= (1 - WORDING_MIN) * len(said):

@@ -68,6 +68,18 @@ def test_a_figure_must_be_beside_what_it_counts() -> None:
         assert unsupported(held, sources) == [()], held
 
 
+def test_a_figure_must_stand_where_its_sentence_is_about() -> None:
+    sources = ["The Broncos beat the Patriots 20-18 in the AFC Championship Game. Earlier, in the "
+               "divisional round, Denver had beaten Pittsburgh 23-16 at home."]
+    # 23 and 16 are in the sources, in a sentence about another game
+    wrong_game = "The final score of the AFC Championship Game was 23-16 [1]."
+    assert unsupported(wrong_game, sources) == [("23", "16")]
+    for held in ("The AFC Championship Game ended 20-18 [1].", "Denver beat Pittsburgh 23-16 [1].",
+                 "20-18 [1].", "It was 23-16 at home, as asked about 1998"):
+        # no words to place it; a figure of the question
+        assert unsupported(held, sources, "Which 1998 game?") == [()], held
+
+
 def test_a_sentence_made_up_around_the_sources_is_unsupported() -> None:
     sources = ["Steam engines turn heat into work; their efficiency is measured with an indicator diagram."]
     made_up = "The most useful tool for analysing steam engines is a thermometer [1]."
