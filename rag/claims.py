@@ -21,7 +21,7 @@ marked, dropped, or replaced by the source sentence closest to the question ("ex
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from itertools import chain
 from typing import Literal, get_args
@@ -232,6 +232,10 @@ def check_claims(text: str, sources: list[str], question: str = "") -> list[Clai
         named = {word for name in missing for word in name.split()}
         missing += [w for w in _unsourced_wording(bare, known_stems) if w not in named]
         claims.append(Claim(sentence, tuple(dict.fromkeys(missing)), cites, holders))
+    if claims and claims[-1].sentence.rstrip().endswith(":"):
+        # "The answer to this question is:" and nothing after it: it announces and states nothing
+        last = claims[-1]
+        claims[-1] = replace(last, unsupported=(*last.unsupported, last.sentence.strip()))
     return claims
 
 

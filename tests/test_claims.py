@@ -112,6 +112,10 @@ def test_a_small_models_preamble_is_not_part_of_the_answer() -> None:
     assert without_lead_in("Answer: Robert Lane") == "Robert Lane"
     for kept in ("The answer is that revenue rose [1].", "The answer to this question is:"):
         assert without_lead_in(kept) == kept
+    # a lead-in with nothing after it states nothing: unsupported, so extract answers in its place
+    sources = ["The defense gave up just 308 points in the season."]
+    assert unsupported("The answer to this question is:", sources) == [("The answer to this question is:",)]
+    assert unsupported("It gave up 308 points: the fewest [1].", sources)[-1] == ()
 
 
 def test_names_must_be_in_a_source() -> None:
