@@ -66,11 +66,11 @@ _NO_CLAIM = frozenset(
     "have had been were do does did can could would should may might also than so very more most "
     "about from".split()
 )
-# recite: a cited source this close to the best one's share of a sentence's words keeps its
-# citation; a sentence moves to (or, uncited, gets) the best source when it holds this share
 # a figure must stand in a source sentence that holds this share of its sentence's other words
 # (bench/RESULTS.md: 0.4 flagged a right "late 1980s", 0.3 none of XQuAD's right answers)
 CONTEXT_MIN = 0.3
+# recite: a cited source this close to the best one's share of a sentence's words keeps its
+# citation; a sentence moves to (or, uncited, gets) the best source when it holds this share
 RECITE_MARGIN = 0.15
 RECITE_MIN = 0.3
 EXTRACT_RANK_WEIGHT = 0.1  # extract: cosine given up per rank a source is below the first
