@@ -183,7 +183,9 @@ def check_claims(text: str, sources: list[str], question: str = "") -> list[Clai
     """Each sentence of `text` with the numbers and names that none of `sources` (nor the
     question) contains. Citation markers are not claims."""
     grounding = "\n".join([question, *sources])
-    known_stems = set(chain.from_iterable(tokenize([question, *sources])))
+    pieces = [s for source in sources for s in split_sentences(source)]
+    stems = [set(words) for words in tokenize([question, *pieces])]  # one tokenizer call
+    known_stems = set().union(*stems)
     if "%" in grounding:
         known_stems.add("percent")
     known_values = _plain_values(grounding)
@@ -191,9 +193,7 @@ def check_claims(text: str, sources: list[str], question: str = "") -> list[Clai
     known_lower = grounding.lower()
     per_source = [_plain_values(source) for source in sources]
     asked = _plain_values(question)
-    sentences = [
-        (_plain_values(s), set(tokenize([s])[0])) for source in sources for s in split_sentences(source)
-    ]
+    sentences = [(_plain_values(s), words) for s, words in zip(pieces, stems[1:], strict=True)]
     claims = []
     for sentence in split_sentences(text):
         cites = tuple(int(n) for group in CITATION.findall(sentence) for n in re.findall(r"\d+", group))
