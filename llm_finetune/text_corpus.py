@@ -84,12 +84,11 @@ def build_corpus(
                 if pair is None or pair[0] in asked or not grounded(pair[1], context):
                     continue
                 asked.add(pair[0])
-                start = " ".join(context.split()).find(pair[1])
                 qas.append(
                     {
                         "id": f"{path.relative_to(folder).as_posix()}-{number}-{attempt}",
                         "question": pair[0],
-                        "answers": [{"text": pair[1], "answer_start": max(start, 0)}],
+                        "answers": [{"text": pair[1], "answer_start": max(context.find(pair[1]), 0)}],
                     }
                 )
                 if len(qas) == per_context:
