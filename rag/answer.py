@@ -43,6 +43,7 @@ from rag.language import NOT_FOUND as NOT_FOUND_IN
 from rag.language import answer_in, not_found, sources_heading
 from rag.prompt_budget import PER_MESSAGE, fit_prompt, prompt_budget, token_counter
 from rag.retrieval import Mode, Retriever, SearchResult
+from rag.short_answer import short_answer
 
 # all-MiniLM-L6-v2 cosine: unrelated text scores ~0.0-0.2 against a chunk, a question about it 0.35+
 MIN_SIMILARITY = 0.25
@@ -255,6 +256,8 @@ class Answerer:
         collapse: fold near-duplicate sources (rag.duplicates) so that none is given twice.
         unsupported: what becomes of a sentence stating a figure or name no source holds:
             "mark" (kept, flagged in `claims` and its citations), "drop", or "extract".
+        short_answers: a question that asks for a figure, a date or a name is answered by the
+            one its answer's first sentence states, cited (rag.short_answer).
 
     Example:
         >>> answerer = Answerer(Retriever(index), TransformersGenerator())
@@ -271,9 +274,11 @@ class Answerer:
         max_tokens: int = MAX_TOKENS,
         collapse: bool = False,
         unsupported: UnsupportedPolicy = UNSUPPORTED,
+        short_answers: bool = False,
     ):
         self.retriever = retriever
         self.unsupported = unsupported
+        self.short_answers = short_answers
         self.generator = generator
         self.k, self.mode = k, mode
         self.min_similarity = min_similarity
@@ -292,6 +297,7 @@ class Answerer:
             max_tokens=settings.max_tokens,
             collapse=settings.collapse_duplicates,
             unsupported=settings.unsupported,
+            short_answers=settings.short_answers,
         )
 
     def retrieve(self, query: str, docs: list[str] | None = None) -> list[SearchResult]:
@@ -360,6 +366,8 @@ class Answerer:
         texts = [s.text for s in sources]
         kept, extracted = apply_unsupported_policy(text, claims, texts, query, self.unsupported, embed)
         text = not_found(question) if kept is None else recite(kept, claims, texts)
+        if self.short_answers and kept is not None:
+            text = short_answer(question, text) or text
         shown = claims if self.unsupported == "mark" else [c for c in claims if c.supported]
         citations = cite(text, sources, attributed, extracted, shown)
         found = kept is not None  # nothing supported left: the refusal, and marked as one

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     unsupported: UnsupportedPolicy = Field(
         UNSUPPORTED, description="a sentence stating a figure or name no source holds: mark, drop or extract"
     )
+    short_answers: bool = Field(
+        False, description="a question asking for a figure, date or name is answered by it alone, cited"
+    )
     # off by default since measured (bench/RESULTS.md): a grounded number passes the claim check
     # even when it is another figure of the sources, so fewer wrong answers get replaced
     grounded_decoding: bool = Field(False, description="embedded engine: only the sources' numbers")

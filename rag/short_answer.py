@@ -1,0 +1,204 @@
+"""A short answer read from the answer's sentence: "308 [1]." for "How many points did ...?".
+
+A question that asks for a count, an amount, a date or a name ("how many", "when", "who") is
+answered by that figure or name; the small embedded generator writes it inside a sentence, or
+the claim check puts a source sentence in its place, and the sentence's other words only repeat
+the question. So the answer's first sentence is read for a span of the asked kind: the one
+nearest the words it shares with the question, not a figure or name the question itself states.
+No span of that kind in the sentence, or a question that asks for something else ("what does
+the report say ...?", "why ..."): the sentence stays as it is.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from rag.claims import split_sentences
+
+Kind = Literal["number", "date", "name"]
+
+NOT_A_NOUN = (
+    "is was are were does did do has have had can could would will should might kind kinds type types sort "
+    "other happened happens caused causes makes made"
+).split()
+# "when" and "who" ask only as the question's first word or after a comma: "What does the
+# Doctor do when ..." asks no date, "What Doctor Who story ..." no name
+ASKS: list[tuple[Kind, re.Pattern]] = [
+    ("date", re.compile(r"(^|,\s*)when\b|\b(what|which) (year|decade|century|date|day|month)\b", re.I)),
+    (
+        "number",
+        re.compile(
+            r"\b(how (many|much|long|old|large|big|far|tall|high|often|wide|deep|heavy)|"
+            r"what (percentage|percent|proportion|share|fraction|ratio|number|amount|population)|"
+            r"what (is|was|were|are) the "
+            r"(number|population|amount|percentage|size|cost|price|ratio|total|value))\b",
+            re.I,
+        ),
+    ),
+    ("name", re.compile(r"(?i:(^|,\s*)(who|whom|whose|where))\b|\b(who|whom|whose)\b")),
+    # "What team won ...", "Which German general ...": a noun after the question word names
+    # the thing asked for; "What is ...", "What kind of ..." do not
+    ("name", re.compile(rf"(?i:^\s*(what|which)\s+(?!({'|'.join(NOT_A_NOUN)})\b)\w+)")),
+]
+TOKEN = re.compile(r"[$£€]?\d+(?:[.,:]\d+)*(?:%|s\b)?|\w+(?:[-'’.]\w+)*|[^\w\s]")
+CITATION = re.compile(r"\s*\[\d+(?:,\s*\d+)*\]")
+NUMBER = re.compile(r"^[$£€]?\d+(?:[.,]\d+)*%?$")
+YEAR = re.compile(r"^(1[0-9]{3}|20[0-9]{2})s?$")
+NUMBER_WORDS = set(
+    "one two three four five six seven eight nine ten eleven twelve fifteen twenty thirty forty fifty "
+    "sixty seventy eighty ninety hundred thousand once twice thrice half dozen dozens".split()
+)
+SCALES = {"hundred", "thousand", "million", "billion", "trillion", "percent", "%", "per", "cent"}
+RANGE_JOINERS = {"to", "-", "–", "—"}
+MONTHS = set("january february march april may june july august september october november december".split())
+ORDINAL = re.compile(
+    r"^\d+(st|nd|rd|th)$|^(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|"
+    r"eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|"
+    r"nineteenth|twentieth|twenty-first)$",
+    re.I,
+)
+YEAR_LEADS = {"in", "since", "by", "until", "from", "of", "during", "before", "after", "early", "late", "mid"}
+NAME_JOINERS = {"de", "da", "del", "der", "van", "von", "al", "bin", "ibn", "of", "the", "la", "le", "y", "&"}
+NOT_NAMES = set(
+    "the a an in on at of for to by with from as after before during since when while this that these "
+    "those it its he she they his her their there here however also additionally although but and or "
+    "in some many most one two both each after later today during".split()
+)
+STEM = re.compile(r"(ing|ed|es|s)$")
+
+
+def asked_kind(question: str) -> Kind | None:
+    """What the question asks for, when it is a figure, a date or a name."""
+    for kind, pattern in ASKS:
+        if pattern.search(question):
+            return kind
+    return None
+
+
+def short_answer(question: str, text: str) -> str | None:
+    """The span of `text`'s first sentence that answers `question`, with that sentence's
+    citations ("308 [1]."), or None where the question asks for no figure or name, or the
+    sentence holds none that the question does not already state."""
+    kind = asked_kind(question)
+    sentences = split_sentences(text)
+    if kind is None or not sentences:
+        return None
+    sentence = sentences[0]
+    citations = "".join(CITATION.findall(sentence))
+    tokens = TOKEN.findall(CITATION.sub("", sentence))
+    asked = {_stem(t) for t in TOKEN.findall(question)}
+    spans = [s for s in _SPANS[kind](tokens) if not all(_stem(tokens[i]) in asked for i in s)]
+    if not spans:
+        return None
+    anchors = [
+        i
+        for i, t in enumerate(tokens)
+        if t[:1].isalnum() and _stem(t) in asked and t.lower() not in NOT_NAMES
+    ]
+    best = min(spans, key=lambda s: min((_gap(s, a) for a in anchors), default=0))
+    if kind == "date" and re.search(r"\byear\b", question, re.I):
+        best = [
+            i for i in best if YEAR.match(tokens[i])
+        ] or best  # "In what year": 2010, not 25 February 2010
+    return _join(tokens[i] for i in best) + citations + "."
+
+
+def _number_spans(tokens: list[str]) -> list[list[int]]:
+    def numeric(i: int) -> bool:
+        t = tokens[i].lower()
+        return (bool(NUMBER.match(t)) and not _is_year(tokens, i)) or t in NUMBER_WORDS
+
+    spans, i = [], 0
+    while i < len(tokens):
+        if not numeric(i):
+            i += 1
+            continue
+        span = [i]
+        j = i + 1
+        while j < len(tokens):
+            t = tokens[j].lower()
+            if numeric(j) or t in SCALES:
+                span.append(j)
+            elif t in RANGE_JOINERS and j + 1 < len(tokens) and numeric(j + 1):
+                span += [j, j + 1]
+                j += 1
+            else:
+                break
+            j += 1
+        spans.append(span)
+        i = j
+    return spans
+
+
+def _is_year(tokens: list[str], i: int) -> bool:
+    """A four-digit figure that reads as a year ("in 1946", "March 1946", "1946,")."""
+    if not YEAR.match(tokens[i]):
+        return False
+    before = tokens[i - 1].lower() if i else ""
+    return before in YEAR_LEADS or before in MONTHS or before.isdigit() or tokens[i].endswith("s") or i == 0
+
+
+def _date_spans(tokens: list[str]) -> list[list[int]]:
+    spans = []
+    for i, t in enumerate(tokens):
+        if YEAR.match(t):
+            start = i
+            if (
+                i >= 2
+                and tokens[i - 1] == ","
+                and tokens[i - 2].isdigit()
+                and i >= 3
+                and tokens[i - 3].lower() in MONTHS
+            ):
+                start = i - 3  # March 1, 2016
+            elif i >= 2 and tokens[i - 1].isdigit() and tokens[i - 2].lower() in MONTHS:
+                start = i - 2  # March 1 2016
+            elif i >= 1 and tokens[i - 1].lower() in MONTHS:
+                start = i - 1  # March 2016
+                if i >= 2 and tokens[i - 2].isdigit():
+                    start = i - 2  # 1 March 2016
+            spans.append(list(range(start, i + 1)))
+        elif ORDINAL.match(t) and i + 1 < len(tokens) and tokens[i + 1].lower() in ("century", "centuries"):
+            spans.append([i, i + 1])
+    return spans
+
+
+def _name_spans(tokens: list[str]) -> list[list[int]]:
+    spans, current = [], []
+    for i, t in enumerate(tokens):
+        capital = any(part[:1].isupper() for part in re.split(r"[-'’]", t))  # al-Turabi, d'Estaing
+        joins = current and t.lower() in NAME_JOINERS and i + 1 < len(tokens) and tokens[i + 1][:1].isupper()
+        if capital or joins:
+            current.append(i)
+            continue
+        if current:
+            spans.append(current)
+        current = []
+    if current:
+        spans.append(current)
+    # "The", "In" or "However" begin a sentence or a title; they are not the name
+    names = []
+    for span in spans:
+        while span and tokens[span[0]].lower() in NOT_NAMES:
+            span = span[1:]
+        if span and not (span == [0] and tokens[0].lower().endswith("ly")):
+            names.append(span)
+    return names
+
+
+_SPANS = {"number": _number_spans, "date": _date_spans, "name": _name_spans}
+
+
+def _stem(token: str) -> str:
+    token = token.lower()
+    return STEM.sub("", token) if len(token) > 4 else token
+
+
+def _gap(span: list[int], anchor: int) -> int:
+    return min(abs(i - anchor) for i in span)
+
+
+def _join(tokens) -> str:
+    text = " ".join(tokens)
+    return re.sub(r"\s+([,%])", r"\1", re.sub(r"\s*([-–—])\s*", r"\1", text))

@@ -1,0 +1,77 @@
+"""Short answers (rag.short_answer): the asked figure, date or name read from the answer's
+sentence, and the Answerer that gives them over a real index."""
+
+import pytest
+from conftest import covers
+from test_claims import Scripted
+
+from rag.answer import Answerer
+from rag.ingest import ingest
+from rag.retrieval import Retriever
+from rag.short_answer import asked_kind, short_answer
+
+
+def test_the_kind_a_question_asks_for() -> None:
+    assert asked_kind("How many points did the defense give up?") == "number"
+    assert asked_kind("What percentage of voters stayed home?") == "number"
+    assert asked_kind("In what year did the bridge open?") == "date"
+    assert asked_kind("When was the company founded?") == "date"
+    assert asked_kind("Who designed the bridge?") == "name"
+    # "when" inside a question, and a capitalised "Who" in a title, ask for no date or name
+    assert asked_kind("What does the engine do when it overheats?") is None
+    assert asked_kind("What did Doctor Who do first?") is None
+    assert asked_kind("Why did the bridge close?") is None
+
+
+def test_the_asked_span_nearest_the_questions_words() -> None:
+    sentence = "The defense gave up just 308 points in 16 games, ranking sixth in the league [1]."
+    assert short_answer("How many points did the defense give up?", sentence) == "308 [1]."
+    # a figure the question states is not the answer
+    assert short_answer("How many games did the defense give up 308 points in?", sentence) == "16 [1]."
+    amounts = "Capital expenditure rose to $1,577 million in fiscal 2018 from 1,373 million [2]."
+    assert short_answer("How much was capital expenditure in fiscal 2018?", amounts) == "$1,577 million [2]."
+    assert short_answer("How many species are known?", "Between 100 to 150 species are known [1].") == (
+        "100 to 150 [1]."
+    )
+
+
+def test_dates_and_names() -> None:
+    opened = "After six years of work the bridge opened on May 27, 1937, to traffic from both sides [3]."
+    assert short_answer("When did the bridge open?", opened) == "May 27, 1937 [3]."
+    assert short_answer("In what year did the bridge open?", opened) == "1937 [3]."
+    designed = "The bridge was designed by Joseph Strauss with Leon Moisseiff, an engineer from New York [1]."
+    assert short_answer("Who designed the bridge?", designed) == "Joseph Strauss [1]."
+    assert short_answer("Who worked with Joseph Strauss?", designed) == "Leon Moisseiff [1]."
+    # a sentence's capitalised first word is no name; particles inside a name stay
+    assert short_answer("Who led the regime?", "However, Hassan al-Turabi led it [1].") == "Hassan al-Turabi [1]."
+    assert short_answer("Who was the last premier?", "The last premier was Lothar de Maizière.") == (
+        "Lothar de Maizière."
+    )
+
+
+def test_the_sentence_stays_without_an_asked_span() -> None:
+    assert short_answer("Why did the bridge close?", "It closed for repairs [1].") is None
+    assert short_answer("How many lanes does it have?", "The bridge has lanes for cars [1].") is None
+    assert short_answer("When was it built?", "It was built long ago [1].") is None
+
+
+@pytest.mark.parametrize("short", [False, True])
+def test_the_answerer_answers_with_the_asked_figure(short, reports, settings, embedder) -> None:
+    ingest([reports], settings, progress=False, embedder=embedder)
+    reply = "Acme's capital expenditure in 2021 was 310 million dollars [1]."
+    answerer = Answerer(Retriever(settings.index, embedder), Scripted(reply), short_answers=short)
+    answer = answerer.answer("How much was Acme's capital expenditure in 2021?")
+    assert answer.text == ("310 million [1]." if short else reply)
+    # the figure keeps its citation, to the page that states it
+    assert [c.n for c in answer.citations] == [1] and covers(answer.citations[0], "acme_2021.pdf", 3)
+    assert answer.citations[0].supported
+    # a question that asks for no figure keeps the sentence
+    why = answerer.answer("Why did Acme's capital expenditure rise in 2021?")
+    assert why.text == reply
+
+
+def test_a_noun_after_what_asks_for_a_name() -> None:
+    assert asked_kind("Which team won the divisional round?") == "name"
+    assert asked_kind("What kind of forest is it?") is None and asked_kind("What is a tariff?") is None
+    played = "In the divisional round the Broncos beat the Steelers 23-16 in Denver [2]."
+    assert short_answer("Which team beat the Steelers in the divisional round?", played) == "Broncos [2]."
