@@ -43,7 +43,8 @@ def test_dates_and_names() -> None:
     assert short_answer("Who designed the bridge?", designed) == "Joseph Strauss [1]."
     assert short_answer("Who worked with Joseph Strauss?", designed) == "Leon Moisseiff [1]."
     # a sentence's capitalised first word is no name; particles inside a name stay
-    assert short_answer("Who led the regime?", "However, Hassan al-Turabi led it [1].") == "Hassan al-Turabi [1]."
+    regime = "However, Hassan al-Turabi led it [1]."
+    assert short_answer("Who led the regime?", regime) == "Hassan al-Turabi [1]."
     assert short_answer("Who was the last premier?", "The last premier was Lothar de Maizière.") == (
         "Lothar de Maizière."
     )
