@@ -43,7 +43,7 @@ from rag.claims import (  # noqa: E402
 from rag.engines import load_generator  # noqa: E402
 from rag.retrieval import Retriever, SearchResult  # noqa: E402
 from rag.settings import load_settings  # noqa: E402
-from rag.short_answer import short_answer  # noqa: E402
+from rag.short_answer import short_answer, short_from_sources  # noqa: E402
 
 BATCH = 8
 
@@ -67,7 +67,8 @@ def answer_all(answerer: Answerer, questions: list[dict], label: str) -> tuple[l
 
 def score(answers: list, questions: list[dict], policy: str, embed, short: bool = False) -> dict[str, float]:
     """Figures of one policy applied to the replies (all checked with the "mark" policy); `short`:
-    then answered by the asked figure, date or name alone where there is one (rag.short_answer)."""
+    then answered by the asked figure, date or name alone where there is one (rag.short_answer:
+    the source's, else the reply's)."""
     em = f1 = precision = 0.0
     unmarked = marked = dropped = replaced = with_number = numbers_cited = 0
     for answer, q in zip(answers, questions, strict=True):
@@ -90,8 +91,9 @@ def score(answers: list, questions: list[dict], policy: str, embed, short: bool 
                 replaced += len(number_claims)
         if not answer.found:
             text = answer.text
-        elif short and kept is not None:
-            text = short_answer(q["question"], text) or text
+        elif short:  # as the Answerer does: from the closest source sentence, else from the reply
+            quoted = short_from_sources(q["question"], [s.text for s in answer.sources], embed)
+            text = quoted or (kept is not None and short_answer(q["question"], text)) or text
         citations = cite(text, answer.sources, extracted=extracted)
         em += best_over_references(exact_match, text, q["references"])
         f1 += best_over_references(token_f1, text, q["references"])

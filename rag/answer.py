@@ -43,7 +43,7 @@ from rag.language import NOT_FOUND as NOT_FOUND_IN
 from rag.language import answer_in, not_found, sources_heading
 from rag.prompt_budget import PER_MESSAGE, fit_prompt, prompt_budget, token_counter
 from rag.retrieval import Mode, Retriever, SearchResult
-from rag.short_answer import short_answer
+from rag.short_answer import short_answer, short_from_sources
 
 # all-MiniLM-L6-v2 cosine: unrelated text scores ~0.0-0.2 against a chunk, a question about it 0.35+
 MIN_SIMILARITY = 0.25
@@ -257,7 +257,9 @@ class Answerer:
         unsupported: what becomes of a sentence stating a figure or name no source holds:
             "mark" (kept, flagged in `claims` and its citations), "drop", or "extract".
         short_answers: a question that asks for a figure, a date or a name is answered by the
-            one its answer's first sentence states, cited (rag.short_answer).
+            one the source sentence closest to it states, cited, without generating; where that
+            sentence states none, by the one the generated answer's first sentence states
+            (rag.short_answer).
 
     Example:
         >>> answerer = Answerer(Retriever(index), TransformersGenerator())
@@ -327,10 +329,12 @@ class Answerer:
             [s for s in hits if s.similarity is None or s.similarity >= self.min_similarity] for hits in found
         ]
         answers: list[Answer | None] = [None] * len(questions)
-        todo = [i for i, s in enumerate(sources) if s]
         for i, s in enumerate(sources):
             if not s:
                 answers[i] = Answer(questions[i], questions[i], not_found(questions[i]), found=False)
+            else:
+                answers[i] = self._short(questions[i], questions[i], s)
+        todo = [i for i, a in enumerate(answers) if a is None]
         batched = getattr(self.generator, "generate_batch", None)
         for start in range(0, len(todo), batch_size):
             group = todo[start : start + batch_size]
@@ -357,6 +361,17 @@ class Answerer:
         one); nothing for the others, which the claim check alone keeps honest."""
         return {"grounding": grounding} if getattr(self.generator, "grounded", False) else {}
 
+    def _short(self, question: str, query: str, sources: list[SearchResult]) -> Answer | None:
+        """The figure, date or name asked for, as the closest source sentence states it, when
+        short answers are on and it states one: no generator is called."""
+        if not self.short_answers:
+            return None
+        text = short_from_sources(query, [s.text for s in sources], self.retriever.embedder.encode)
+        if text is None:
+            return None
+        quoted = {int(x) for group in CITATION.findall(text) for x in group.split(",")}
+        return Answer(question, query, text, cite(text, sources, extracted=quoted), sources)
+
     def _checked(self, question: str, query: str, reply: str, sources: list[SearchResult]) -> Answer:
         embed = self.retriever.embedder.encode
         text, citations, invalid = check_citations(without_lead_in(clean(reply)), sources, embed)
@@ -367,7 +382,7 @@ class Answerer:
         kept, extracted = apply_unsupported_policy(text, claims, texts, query, self.unsupported, embed)
         text = not_found(question) if kept is None else recite(kept, claims, texts)
         if self.short_answers and kept is not None:
-            text = short_answer(question, text) or text
+            text = short_answer(query, text) or text
         shown = claims if self.unsupported == "mark" else [c for c in claims if c.supported]
         citations = cite(text, sources, attributed, extracted, shown)
         found = kept is not None  # nothing supported left: the refusal, and marked as one
@@ -416,6 +431,10 @@ class AnswerStream:
             refusal = not_found(self.question)
             self.answer = Answer(self.question, self.query, refusal, found=False)
             yield refusal
+            return
+        self.answer = self.answerer._short(self.question, self.query, sources)
+        if self.answer is not None:
+            yield self.answer.text
             return
         messages, sources = fitted_messages(
             self.query, sources, self.history, self.answerer.generator, self.max_tokens

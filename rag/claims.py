@@ -367,6 +367,25 @@ def with_citation(sentence: str, *n: int, final: str = "") -> str:
     return f"{body} [{', '.join(map(str, n))}]{sentence[len(body):] or final}"
 
 
+def closest_sentence(sources: list[str], question: str, embed) -> tuple[int, str] | None:
+    """The source sentence that best answers `question`, with its source's number (1-based):
+    the closest by cosine, a lower-ranked source's sentence paying for its rank. None when no
+    source has a sentence of answer length."""
+    candidates = [
+        (n, sentence)
+        for n, source in enumerate(sources, 1)
+        for sentence in split_sentences(source.replace("\n", " "))
+        if 4 <= len(sentence.split()) <= 60
+    ]
+    if not candidates:
+        return None
+    similarity = embed([s for _, s in candidates]) @ embed([question])[0]
+    # the sources come ranked by the whole chunk's fit (words and meaning); one sentence's
+    # cosine alone picks a lower-ranked source's sentence too often (bench/RESULTS.md)
+    rank = np.array([n - 1 for n, _ in candidates], dtype=np.float32)
+    return candidates[int(np.argmax(similarity - EXTRACT_RANK_WEIGHT * rank))]
+
+
 def apply_unsupported_policy(
     text: str,
     claims: list[Claim],
@@ -383,19 +402,7 @@ def apply_unsupported_policy(
     (1-based) of the sources whose sentences were put in."""
     if policy == "mark" or all(c.supported for c in claims):
         return text, set()
-    candidates = [
-        (n, sentence)
-        for n, source in enumerate(sources, 1)
-        for sentence in split_sentences(source.replace("\n", " "))
-        if 4 <= len(sentence.split()) <= 60
-    ]
-    best = None
-    if policy == "extract" and embed is not None and candidates:
-        similarity = embed([s for _, s in candidates]) @ embed([question])[0]
-        # the sources come ranked by the whole chunk's fit (words and meaning); one sentence's
-        # cosine alone picks a lower-ranked source's sentence too often (bench/RESULTS.md)
-        rank = np.array([n - 1 for n, _ in candidates], dtype=np.float32)
-        best = candidates[int(np.argmax(similarity - EXTRACT_RANK_WEIGHT * rank))]
+    best = closest_sentence(sources, question, embed) if policy == "extract" and embed is not None else None
     kept, extracted = [], set()
     for claim in claims:
         if claim.supported:

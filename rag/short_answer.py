@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from rag.claims import split_sentences
+from rag.claims import closest_sentence, split_sentences, with_citation
 
 Kind = Literal["number", "date", "name"]
 
@@ -102,6 +102,16 @@ def short_answer(question: str, text: str) -> str | None:
             i for i in best if YEAR.match(tokens[i])
         ] or best  # "In what year": 2010, not 25 February 2010
     return _join(tokens[i] for i in best) + citations + "."
+
+
+def short_from_sources(question: str, sources: list[str], embed) -> str | None:
+    """The asked figure, date or name read from the source sentence closest to the question,
+    cited ("308 [2]."): the sources' own words, with no generator to misquote them. None where
+    the question asks for no figure or name, or that sentence states none."""
+    if asked_kind(question) is None:
+        return None
+    best = closest_sentence(sources, question, embed)
+    return None if best is None else short_answer(question, with_citation(best[1], best[0], final="."))
 
 
 def _number_spans(tokens: list[str]) -> list[list[int]]:

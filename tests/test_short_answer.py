@@ -3,7 +3,7 @@ sentence, and the Answerer that gives them over a real index."""
 
 import pytest
 from conftest import covers
-from test_claims import Scripted
+from test_answer import Scripted
 
 from rag.answer import Answerer
 from rag.ingest import ingest
@@ -60,15 +60,22 @@ def test_the_sentence_stays_without_an_asked_span() -> None:
 def test_the_answerer_answers_with_the_asked_figure(short, reports, settings, embedder) -> None:
     ingest([reports], settings, progress=False, embedder=embedder)
     reply = "Acme's capital expenditure in 2021 was 310 million dollars [1]."
-    answerer = Answerer(Retriever(settings.index, embedder), Scripted(reply), short_answers=short)
-    answer = answerer.answer("How much was Acme's capital expenditure in 2021?")
+    generator = Scripted(reply)
+    answerer = Answerer(Retriever(settings.index, embedder), generator, short_answers=short)
+    question = "How much was Acme's capital expenditure in 2021?"
+    answer = answerer.answer(question)
     assert answer.text == ("310 million [1]." if short else reply)
+    # read from the source's own sentence, the generator is not called
+    assert generator.calls == (0 if short else 1)
     # the figure keeps its citation, to the page that states it
     assert [c.n for c in answer.citations] == [1] and covers(answer.citations[0], "acme_2021.pdf", 3)
-    assert answer.citations[0].supported
-    # a question that asks for no figure keeps the sentence
+    assert answer.citations[0].supported and answer.citations[0].extracted == short
+    # streamed and batched alike
+    assert "".join(answerer.stream(question)) == answer.text
+    assert [a.text for a in answerer.answer_batch([question, question])] == [answer.text] * 2
+    # a question that asks for no figure is answered by the generator, its sentence kept
     why = answerer.answer("Why did Acme's capital expenditure rise in 2021?")
-    assert why.text == reply
+    assert why.text == reply and generator.calls > (0 if short else 1)
 
 
 def test_a_noun_after_what_asks_for_a_name() -> None:
