@@ -37,8 +37,10 @@ from rag.claims import (  # noqa: E402
     UNSUPPORTED_POLICIES,
     apply_unsupported_policy,
     check_claims,
+    closest_sentence,
     number_values,
     recite,
+    with_citation,
 )
 from rag.engines import load_generator  # noqa: E402
 from rag.retrieval import Retriever, SearchResult  # noqa: E402
@@ -65,10 +67,12 @@ def answer_all(answerer: Answerer, questions: list[dict], label: str) -> tuple[l
     return answers, (time.perf_counter() - started) / max(1, len(questions))
 
 
-def score(answers: list, questions: list[dict], policy: str, embed, short: bool = False) -> dict[str, float]:
-    """Figures of one policy applied to the replies (all checked with the "mark" policy); `short`:
-    then answered by the asked figure, date or name alone where there is one (rag.short_answer:
-    the source's, else the reply's)."""
+def score(
+    answers: list, questions: list[dict], policy: str, embed, style: str = "generated"
+) -> dict[str, float]:
+    """Figures of one policy applied to the replies (all checked with the "mark" policy), in an
+    answer style of rag.answer: "short", answered by the asked figure, date or name alone where
+    there is one (the source's, else the reply's); "extractive", else by the source sentence."""
     em = f1 = precision = 0.0
     unmarked = marked = dropped = replaced = with_number = numbers_cited = 0
     for answer, q in zip(answers, questions, strict=True):
@@ -91,8 +95,12 @@ def score(answers: list, questions: list[dict], policy: str, embed, short: bool 
                 replaced += len(number_claims)
         if not answer.found:
             text = answer.text
-        elif short:  # as the Answerer does: from the closest source sentence, else from the reply
-            quoted = short_from_sources(q["question"], [s.text for s in answer.sources], embed)
+        elif style != "generated":  # as the Answerer does: the sources' words before the reply's
+            texts = [s.text for s in answer.sources]
+            quoted = short_from_sources(q["question"], texts, embed)
+            best = closest_sentence(texts, q["question"], embed) if style == "extractive" else None
+            if quoted is None and best is not None:
+                quoted = with_citation(best[1], best[0], final=".")
             text = quoted or (kept is not None and short_answer(q["question"], text)) or text
         citations = cite(text, answer.sources, extracted=extracted)
         em += best_over_references(exact_match, text, q["references"])
@@ -162,8 +170,9 @@ def main() -> None:
         for policy in ("none", *UNSUPPORTED_POLICIES):
             figures = score(answers, questions, policy, retriever.embedder.encode)
             rows.append({"grounded": grounded, "policy": policy, "s/answer": seconds, **figures})
-        figures = score(answers, questions, "extract", retriever.embedder.encode, short=True)
-        rows.append({"grounded": grounded, "policy": "extract, short", "s/answer": seconds, **figures})
+        for style in ("short", "extractive"):  # seconds: the generated answers'; these take less
+            figures = score(answers, questions, "extract", retriever.embedder.encode, style)
+            rows.append({"grounded": grounded, "policy": f"extract, {style}", "s/answer": seconds, **figures})
     table = Table(*rows[0], title=f"{args.data.name}: {len(questions)} questions")
     for row in rows:
         table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))

@@ -18,7 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from rag.answer import ANSWER_K, MAX_TOKENS, MIN_SIMILARITY, UNSUPPORTED
+from rag.answer import ANSWER_K, ANSWER_STYLE, MAX_TOKENS, MIN_SIMILARITY, UNSUPPORTED, AnswerStyle
 from rag.claims import UnsupportedPolicy
 from rag.document_context import HEADER_SCHEME, HeaderScheme
 from rag.documents import Extractor
@@ -109,8 +109,9 @@ class Settings(BaseSettings):
     unsupported: UnsupportedPolicy = Field(
         UNSUPPORTED, description="a sentence stating a figure or name no source holds: mark, drop or extract"
     )
-    short_answers: bool = Field(
-        False, description="a question asking for a figure, date or name is answered by it alone, cited"
+    answer_style: AnswerStyle = Field(
+        ANSWER_STYLE, description="generated sentences; short: a figure, date or name asked for alone; "
+        "extractive: short, else the best source sentence, with no generator"
     )
     # off by default since measured (bench/RESULTS.md): a grounded number passes the claim check
     # even when it is another figure of the sources, so fewer wrong answers get replaced

@@ -65,6 +65,8 @@ NOT_NAMES = set(
     "those it its he she they his her their there here however also additionally although but and or "
     "in some many most one two both each after later today during".split()
 )
+WHERE = re.compile(r"(^|,\s*)where\b", re.I)
+PLACE_LEADS = {"in", "at", "near", "from", "to", "into", "outside", "inside", "across", "through", "of"}
 STEM = re.compile(r"(ing|ed|es|s)$")
 
 
@@ -96,12 +98,17 @@ def short_answer(question: str, text: str) -> str | None:
         for i, t in enumerate(tokens)
         if t[:1].isalnum() and _stem(t) in asked and t.lower() not in NOT_NAMES
     ]
+    if kind == "name" and WHERE.search(question):  # a place follows "in", "at", "near" ...
+        spans = [s for s in spans if s[0] and tokens[s[0] - 1].lower() in PLACE_LEADS] or spans
     best = min(spans, key=lambda s: min((_gap(s, a) for a in anchors), default=0))
     if kind == "date" and re.search(r"\byear\b", question, re.I):
         best = [
             i for i in best if YEAR.match(tokens[i])
         ] or best  # "In what year": 2010, not 25 February 2010
-    return _join(tokens[i] for i in best) + citations + "."
+    span = _join(tokens[i] for i in best)
+    if kind == "name":
+        span = re.sub(r"['’]s$", "", span)  # "Gandhi's acts": Gandhi
+    return span + citations + "."
 
 
 def short_from_sources(question: str, sources: list[str], embed) -> str | None:
@@ -110,7 +117,8 @@ def short_from_sources(question: str, sources: list[str], embed) -> str | None:
     the question asks for no figure or name, or that sentence states none."""
     if asked_kind(question) is None:
         return None
-    best = closest_sentence(sources, question, embed)
+    # a sentence that states a figure (or date, or name) of the kind asked is likelier the answer
+    best = closest_sentence(sources, question, embed, lambda s: short_answer(question, s) is not None)
     return None if best is None else short_answer(question, with_citation(best[1], best[0], final="."))
 
 
@@ -192,8 +200,8 @@ def _name_spans(tokens: list[str]) -> list[list[int]]:
     for span in spans:
         while span and tokens[span[0]].lower() in NOT_NAMES:
             span = span[1:]
-        if span and not (span == [0] and tokens[0].lower().endswith("ly")):
-            names.append(span)
+        if span and not (span == [0] and tokens[0].lower().endswith("ly")) and len(tokens[span[-1]]) > 1:
+            names.append(span)  # not "O" of "O 2", nor "T" of "T cell"
     return names
 
 

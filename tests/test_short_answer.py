@@ -56,26 +56,32 @@ def test_the_sentence_stays_without_an_asked_span() -> None:
     assert short_answer("When was it built?", "It was built long ago [1].") is None
 
 
-@pytest.mark.parametrize("short", [False, True])
-def test_the_answerer_answers_with_the_asked_figure(short, reports, settings, embedder) -> None:
+@pytest.mark.parametrize("style", ["generated", "short", "extractive"])
+def test_the_answerer_answers_with_the_asked_figure(style, reports, settings, embedder) -> None:
     ingest([reports], settings, progress=False, embedder=embedder)
     reply = "Acme's capital expenditure in 2021 was 310 million dollars [1]."
     generator = Scripted(reply)
-    answerer = Answerer(Retriever(settings.index, embedder), generator, short_answers=short)
+    answerer = Answerer(Retriever(settings.index, embedder), generator, answer_style=style)
     question = "How much was Acme's capital expenditure in 2021?"
     answer = answerer.answer(question)
-    assert answer.text == ("310 million [1]." if short else reply)
+    quoted = style != "generated"
+    assert answer.text == ("310 million [1]." if quoted else reply)
     # read from the source's own sentence, the generator is not called
-    assert generator.calls == (0 if short else 1)
+    assert generator.calls == (0 if quoted else 1)
     # the figure keeps its citation, to the page that states it
     assert [c.n for c in answer.citations] == [1] and covers(answer.citations[0], "acme_2021.pdf", 3)
-    assert answer.citations[0].supported and answer.citations[0].extracted == short
+    assert answer.citations[0].supported and answer.citations[0].extracted == quoted
     # streamed and batched alike
     assert "".join(answerer.stream(question)) == answer.text
     assert [a.text for a in answerer.answer_batch([question, question])] == [answer.text] * 2
-    # a question that asks for no figure is answered by the generator, its sentence kept
+    # a question that asks for no figure: generated, or extractive the source's sentence itself
     why = answerer.answer("Why did Acme's capital expenditure rise in 2021?")
-    assert why.text == reply and generator.calls > (0 if short else 1)
+    if style == "extractive":
+        assert why.text.startswith("Acme's capital expenditure in 2021 was 310 million dollars, spent on")
+        assert why.text.endswith("[1].") and covers(why.citations[0], "acme_2021.pdf", 3)
+        assert generator.calls == 0
+    else:
+        assert why.text == reply and generator.calls > (0 if quoted else 1)
 
 
 def test_a_noun_after_what_asks_for_a_name() -> None:
