@@ -3,11 +3,13 @@ sentence, and the Answerer that gives them over a real index."""
 
 import pytest
 from conftest import covers
+from pydantic import ValidationError
 from test_answer import Scripted
 
 from rag.answer import Answerer
 from rag.ingest import ingest
 from rag.retrieval import Retriever
+from rag.settings import load_settings
 from rag.short_answer import asked_kind, short_answer
 
 
@@ -89,3 +91,21 @@ def test_a_noun_after_what_asks_for_a_name() -> None:
     assert asked_kind("What kind of forest is it?") is None and asked_kind("What is a tariff?") is None
     played = "In the divisional round the Broncos beat the Steelers 23-16 in Denver [2]."
     assert short_answer("Which team beat the Steelers in the divisional round?", played) == "Broncos [2]."
+
+
+def test_the_answer_style_is_a_setting(monkeypatch) -> None:
+    assert load_settings().answer_style == "generated"  # short answers lower FinanceBench's F1
+    monkeypatch.setenv("RAG_ANSWER_STYLE", "extractive")
+    assert load_settings().answer_style == "extractive"
+    monkeypatch.setenv("RAG_ANSWER_STYLE", "terse")
+    with pytest.raises(ValidationError, match="generated"):
+        load_settings()
+
+
+def test_a_place_follows_a_place_word() -> None:
+    campus = "The Business School and Harvard Stadium are on a campus opposite Cambridge in Allston [2]."
+    assert short_answer("Where is Harvard Stadium located?", campus) == "Allston [2]."
+    # a possessive is not part of the name, nor is a lone letter (the "O" of "O 2")
+    acts = "Gandhi's acts were civil disobedience."
+    assert short_answer("Which Indian practiced civil disobedience?", acts) == "Gandhi."
+    assert short_answer("Who burned the mixture?", "Later welders burned acetylene and O 2 [1].") is None
