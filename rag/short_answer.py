@@ -20,7 +20,7 @@ Kind = Literal["number", "date", "name"]
 
 NOT_A_NOUN = (
     "is was are were does did do has have had can could would will should might kind kinds type types sort "
-    "other happened happens caused causes makes made"
+    "other happened happens caused causes makes made drove drives drive led leads"
 ).split()
 # "when" and "who" ask only as the question's first word or after a comma: "What does the
 # Doctor do when ..." asks no date, "What Doctor Who story ..." no name
@@ -36,7 +36,12 @@ ASKS: list[tuple[Kind, re.Pattern]] = [
             re.I,
         ),
     ),
-    ("name", re.compile(r"(?i:(^|,\s*)(who|whom|whose|where))\b|\b(who|whom|whose)\b")),
+    # not the relative "who" of "an investor who relies on ...": first, after a comma or a
+    # preposition ("done by whom"), or last
+    (
+        "name",
+        re.compile(r"(?i:(^|,\s*)(who|whom|whose|where)\b|\b(by|to|for|with|from|of) whom?\b|\bwhom?\s*\?)"),
+    ),
     # "What team won ...", "Which German general ...": a noun after the question word names
     # the thing asked for; "What is ...", "What kind of ..." do not
     ("name", re.compile(rf"(?i:^\s*(what|which)\s+(?!({'|'.join(NOT_A_NOUN)})\b)\w+)")),
