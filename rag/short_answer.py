@@ -42,6 +42,7 @@ ASKS: list[tuple[Kind, re.Pattern]] = [
         "name",
         re.compile(r"(?i:(^|,\s*)(who|whom|whose|where)\b|\b(by|to|for|with|from|of) whom?\b|\bwhom?\s*\?)"),
     ),
+    ("name", re.compile(r"(?i)\bwhat (is|was|are|were) (the|his|her|its|their) (\w+ )?names?\b")),
     # "What team won ...", "Which German general ...": a noun after the question word names
     # the thing asked for; "What is ...", "What kind of ..." do not
     ("name", re.compile(rf"(?i:^\s*(what|which)\s+(?!({'|'.join(NOT_A_NOUN)})\b)\w+)")),

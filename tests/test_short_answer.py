@@ -109,3 +109,11 @@ def test_a_place_follows_a_place_word() -> None:
     acts = "Gandhi's acts were civil disobedience."
     assert short_answer("Which Indian practiced civil disobedience?", acts) == "Gandhi."
     assert short_answer("Who burned the mixture?", "Later welders burned acetylene and O 2 [1].") is None
+
+
+def test_a_relative_who_asks_for_no_name() -> None:
+    assert asked_kind("What is the growth rate for an investor who relies on income?") is None
+    assert asked_kind("What drove the operating margin change?") is None
+    # but "the name of the player who ..." asks for one, and "by whom" too
+    assert asked_kind("What is the last name of the player who scored?") == "name"
+    assert asked_kind("The analysis is done by whom?") == "name"
