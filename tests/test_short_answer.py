@@ -25,31 +25,35 @@ def test_the_kind_a_question_asks_for() -> None:
     assert asked_kind("Why did the bridge close?") is None
 
 
-def test_the_asked_span_nearest_the_questions_words() -> None:
-    sentence = "The defense gave up just 308 points in 16 games, ranking sixth in the league [1]."
-    assert short_answer("How many points did the defense give up?", sentence) == "308 [1]."
-    # a figure the question states is not the answer
-    assert short_answer("How many games did the defense give up 308 points in?", sentence) == "16 [1]."
-    amounts = "Capital expenditure rose to $1,577 million in fiscal 2018 from 1,373 million [2]."
-    assert short_answer("How much was capital expenditure in fiscal 2018?", amounts) == "$1,577 million [2]."
-    assert short_answer("How many species are known?", "Between 100 to 150 species are known [1].") == (
-        "100 to 150 [1]."
-    )
+DEFENSE = "The defense gave up just 308 points in 16 games, ranking sixth in the league [1]."
+OPENED = "After six years of work the bridge opened on May 27, 1937, to traffic from both sides [3]."
+DESIGNED = "The bridge was designed by Joseph Strauss with Leon Moisseiff, an engineer from New York [1]."
 
 
-def test_dates_and_names() -> None:
-    opened = "After six years of work the bridge opened on May 27, 1937, to traffic from both sides [3]."
-    assert short_answer("When did the bridge open?", opened) == "May 27, 1937 [3]."
-    assert short_answer("In what year did the bridge open?", opened) == "1937 [3]."
-    designed = "The bridge was designed by Joseph Strauss with Leon Moisseiff, an engineer from New York [1]."
-    assert short_answer("Who designed the bridge?", designed) == "Joseph Strauss [1]."
-    assert short_answer("Who worked with Joseph Strauss?", designed) == "Leon Moisseiff [1]."
-    # a sentence's capitalised first word is no name; particles inside a name stay
-    regime = "However, Hassan al-Turabi led it [1]."
-    assert short_answer("Who led the regime?", regime) == "Hassan al-Turabi [1]."
-    assert short_answer("Who was the last premier?", "The last premier was Lothar de Maizière.") == (
-        "Lothar de Maizière."
-    )
+@pytest.mark.parametrize(
+    "question, text, expected",
+    [
+        ("How many points did the defense give up?", DEFENSE, "308 [1]."),
+        # a figure the question states is not the answer
+        ("How many games did the defense give up 308 points in?", DEFENSE, "16 [1]."),
+        (
+            "How much was capital expenditure in fiscal 2018?",
+            "Capital expenditure rose to $1,577 million in fiscal 2018 from 1,373 million [2].",
+            "$1,577 million [2].",
+        ),
+        ("How many species are known?", "Between 100 to 150 species are known [1].", "100 to 150 [1]."),
+        ("When did the bridge open?", OPENED, "May 27, 1937 [3]."),
+        ("In what year did the bridge open?", OPENED, "1937 [3]."),
+        # the name nearest the question's words, not one the question states
+        ("Who designed the bridge?", DESIGNED, "Joseph Strauss [1]."),
+        ("Who worked with Joseph Strauss?", DESIGNED, "Leon Moisseiff [1]."),
+        # a sentence's capitalised first word is no name; particles inside a name stay
+        ("Who led the regime?", "However, Hassan al-Turabi led it [1].", "Hassan al-Turabi [1]."),
+        ("Who was the last premier?", "The last premier was Lothar de Maizière.", "Lothar de Maizière."),
+    ],
+)
+def test_the_asked_span_nearest_the_questions_words(question, text, expected) -> None:
+    assert short_answer(question, text) == expected
 
 
 def test_the_sentence_stays_without_an_asked_span() -> None:
