@@ -17,6 +17,10 @@ Then the claim check (rag.claims): a sentence whose number or name is in no sour
 unsupported (`claims`, and on each citation `supported` and the `unsupported` spans), and by the
 `unsupported` policy kept marked, dropped, or replaced by the source sentence that best answers
 the question (extractive, cited).
+
+The answer style (`answer_style`) can leave the generator out: a question asking for a figure,
+date or name answered by that span of the closest source sentence ("short", rag.short_answer),
+and with "extractive" every other question by that sentence itself.
 """
 
 from __future__ import annotations

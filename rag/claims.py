@@ -390,7 +390,7 @@ def closest_sentence(
     # cosine alone picks a lower-ranked source's sentence too often (bench/RESULTS.md)
     rank = np.array([n - 1 for n, _ in candidates], dtype=np.float32)
     # the sentence that answers a question usually repeats its words ("308 points" for "how many
-    # points"), where a merely topical one shares its meaning: +0.03 F1 on XQuAD dev (RESULTS.md)
+    # points"), where a merely topical one shares its meaning: +0.02 F1 on XQuAD dev (RESULTS.md)
     asked, *said = (set(words) for words in tokenize([question, *(s for _, s in candidates)]))
     shared = np.array([len(asked & words) / max(1, len(asked)) for words in said], dtype=np.float32)
     score = similarity - EXTRACT_RANK_WEIGHT * rank + EXTRACT_WORDS_WEIGHT * shared
