@@ -37,15 +37,13 @@ from rag.claims import (  # noqa: E402
     UNSUPPORTED_POLICIES,
     apply_unsupported_policy,
     check_claims,
-    closest_sentence,
     number_values,
     recite,
-    with_citation,
 )
 from rag.engines import load_generator  # noqa: E402
 from rag.retrieval import Retriever, SearchResult  # noqa: E402
 from rag.settings import load_settings  # noqa: E402
-from rag.short_answer import short_answer, short_from_sources  # noqa: E402
+from rag.short_answer import extract_from_sources, short_answer, short_from_sources  # noqa: E402
 
 BATCH = 8
 
@@ -97,10 +95,8 @@ def score(
             text = answer.text
         elif style != "generated":  # as the Answerer does: the sources' words before the reply's
             texts = [s.text for s in answer.sources]
-            quoted = short_from_sources(q["question"], texts, embed)
-            best = closest_sentence(texts, q["question"], embed) if style == "extractive" else None
-            if quoted is None and best is not None:
-                quoted = with_citation(best[1], best[0], final=".")
+            extract = extract_from_sources if style == "extractive" else short_from_sources
+            quoted = extract(q["question"], texts, embed)
             text = quoted or (kept is not None and short_answer(q["question"], text)) or text
         citations = cite(text, answer.sources, extracted=extracted)
         em += best_over_references(exact_match, text, q["references"])

@@ -39,7 +39,6 @@ from rag.claims import (
     UnsupportedPolicy,
     apply_unsupported_policy,
     check_claims,
-    closest_sentence,
     recite,
     split_sentences,
     with_citation,
@@ -49,7 +48,7 @@ from rag.language import NOT_FOUND as NOT_FOUND_IN
 from rag.language import answer_in, not_found, sources_heading
 from rag.prompt_budget import PER_MESSAGE, fit_prompt, prompt_budget, token_counter
 from rag.retrieval import Mode, Retriever, SearchResult
-from rag.short_answer import short_answer, short_from_sources
+from rag.short_answer import extract_from_sources, short_answer, short_from_sources
 
 # all-MiniLM-L6-v2 cosine: unrelated text scores ~0.0-0.2 against a chunk, a question about it 0.35+
 MIN_SIMILARITY = 0.25
@@ -382,10 +381,10 @@ class Answerer:
         if self.answer_style == "generated":
             return None
         texts, embed = [s.text for s in sources], self.retriever.embedder.encode
-        text = short_from_sources(query, texts, embed)
-        if text is None and self.answer_style == "extractive":
-            best = closest_sentence(texts, query, embed)
-            text = with_citation(best[1], best[0], final=".") if best else None
+        if self.answer_style == "extractive":
+            text = extract_from_sources(query, texts, embed)
+        else:
+            text = short_from_sources(query, texts, embed)
         if text is None:
             return None
         quoted = {int(x) for group in CITATION.findall(text) for x in group.split(",")}

@@ -7,6 +7,11 @@ the question. So the answer's first sentence is read for a span of the asked kin
 nearest the words it shares with the question, not a figure or name the question itself states.
 No span of that kind in the sentence, or a question that asks for something else ("what does
 the report say ...?", "why ..."): the sentence stays as it is.
+
+The extractive style answers those other questions from the sources too (`extract_from_sources`):
+with the words of the closest sentence that the question does not already say, read from the
+clause that shares most of its words ("What does corporal punishment cause a student?" ->
+"physical pain [1]."), as a reading-comprehension answer follows the question's words.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ ASKS: list[tuple[Kind, re.Pattern]] = [
     (
         "number",
         re.compile(
-            r"\b(how (many|much|long|old|large|big|far|tall|high|often|wide|deep|heavy)|"
+            r"\b(how (many|much|long|old|large|big|far|fast|tall|high|often|wide|deep|heavy)|"
             r"what (percentage|percent|proportion|share|fraction|ratio|number|amount|population)|"
             r"what (is|was|were|are) the "
             r"(number|population|amount|percentage|size|cost|price|ratio|total|value))\b",
@@ -72,8 +77,18 @@ NOT_NAMES = set(
     "in some many most one two both each after later today during".split()
 )
 WHERE = re.compile(r"(^|,\s*)where\b", re.I)
+WHY = re.compile(r"\bwhy\b", re.I)
 PLACE_LEADS = {"in", "at", "near", "from", "to", "into", "outside", "inside", "across", "through", "of"}
 STEM = re.compile(r"(ing|ed|es|s)$")
+WORD = re.compile(r"\w+(?:[-'’.,]\w+)*%?")
+CLAUSE_BREAK = re.compile(r"\s*(?:[;:()]|,(?=\s))\s*|\s+[–—-]\s+")  # not the comma of 22,000
+# words that say nothing of what is asked: a clause's run of new words does not begin or end
+# with one, and a run of only these is no answer
+FUNCTION_WORDS = set(
+    "a an the of in on at to for by with from and or is was were are be been being did does do has have "
+    "had what which who whom whose when where why how that this these those it its as into than then "
+    "there their his her they he she can could would will should may might also not".split()
+)
 
 
 def asked_kind(question: str) -> Kind | None:
@@ -126,6 +141,64 @@ def short_from_sources(question: str, sources: list[str], embed) -> str | None:
     # a sentence that states a figure (or date, or name) of the kind asked is likelier the answer
     best = closest_sentence(sources, question, embed, lambda s: short_answer(question, s) is not None)
     return None if best is None else short_answer(question, with_citation(best[1], best[0], final="."))
+
+
+def answering_words(question: str, sentence: str) -> str | None:
+    """The words of `sentence` that the question does not say: in the clause holding most of
+    the question's words (the next clause where that one says nothing new), the last run of
+    words none of which the question has ("Constructing a project that fails to adhere to codes
+    does not benefit the owner" -> "the owner" for "... does not benefit whom?"). None where that
+    run is one lower-case word ("made"), which reads as no answer: the caller keeps the sentence."""
+    asked = {_stem(w) for w in WORD.findall(question) if w.lower() not in FUNCTION_WORDS}
+    clauses = [c for c in CLAUSE_BREAK.split(CITATION.sub("", sentence).rstrip(". ")) if c.strip()]
+    if not clauses:
+        return None
+    words = [WORD.findall(c) for c in clauses]
+
+    def says_new(clause: list[str]) -> bool:
+        return any(_stem(w) not in asked and w.lower() not in FUNCTION_WORDS for w in clause)
+
+    def shares(i: int) -> tuple[int, bool]:
+        return sum(_stem(w) in asked for w in words[i]), says_new(words[i])
+
+    best = max(range(len(clauses)), key=shares)
+    if not says_new(words[best]) and best + 1 < len(clauses):
+        best += 1
+    runs, run = [], []
+    for word in [*words[best], ""]:  # "" ends the last run
+        if word and _stem(word) not in asked:
+            run.append(word)
+            continue
+        if says_new(run):
+            runs.append(run)
+        run = []
+    if not runs:
+        return None
+    kept = runs[-1]
+    if len(kept) == 1 and not kept[0][:1].isupper() and not kept[0][:1].isdigit():
+        return None
+    while kept[0].lower() in FUNCTION_WORDS - {"not"}:  # a run that says something new keeps a word
+        kept = kept[1:]
+    while kept[-1].lower() in FUNCTION_WORDS:
+        kept = kept[:-1]
+    return " ".join(kept)
+
+
+def extract_from_sources(question: str, sources: list[str], embed) -> str | None:
+    """The extractive answer, cited: the asked figure, date or name where the question asks for
+    one and the closest sentence states it (`short_from_sources`), else the words of the sentence
+    closest to the question that answer it (`answering_words`), else (and for a "why") that whole
+    sentence. None
+    where no source has a sentence."""
+    quoted = short_from_sources(question, sources, embed)
+    if quoted is not None:
+        return quoted
+    best = closest_sentence(sources, question, embed)
+    if best is None:
+        return None
+    # a reason is told by its sentence, not by the words left over from the question
+    words = None if WHY.search(question) else answering_words(question, best[1])
+    return with_citation(words or best[1], best[0], final=".")
 
 
 def _number_spans(tokens: list[str]) -> list[list[int]]:

@@ -10,7 +10,7 @@ from rag.answer import Answerer
 from rag.ingest import ingest
 from rag.retrieval import Retriever
 from rag.settings import load_settings
-from rag.short_answer import asked_kind, short_answer
+from rag.short_answer import answering_words, asked_kind, short_answer
 
 
 def test_the_kind_a_question_asks_for() -> None:
@@ -85,6 +85,9 @@ def test_the_answerer_answers_with_the_asked_figure(style, reports, settings, em
     if style == "extractive":
         assert why.text.startswith("Acme's capital expenditure in 2021 was 310 million dollars, spent on")
         assert why.text.endswith("[1].") and covers(why.citations[0], "acme_2021.pdf", 3)
+        # any other question: the sentence's words the question does not say
+        what = answerer.answer("What was Acme's capital expenditure in 2021?")
+        assert what.text == "310 million dollars [1]." and covers(what.citations[0], "acme_2021.pdf", 3)
         assert generator.calls == 0
     else:
         assert why.text == reply and generator.calls > (0 if quoted else 1)
@@ -121,3 +124,38 @@ def test_a_relative_who_asks_for_no_name() -> None:
     # but "the name of the player who ..." asks for one, and "by whom" too
     assert asked_kind("What is the last name of the player who scored?") == "name"
     assert asked_kind("The analysis is done by whom?") == "name"
+
+
+@pytest.mark.parametrize(
+    "question, sentence, expected",
+    [
+        # the run of new words in the clause that shares most words with the question
+        (
+            "Constructing a project that fails to adhere to codes does not benefit whom?",
+            "Constructing a project that fails to adhere to codes does not benefit the owner [1].",
+            "owner",
+        ),
+        (
+            "What does corporal punishment cause a student?",
+            "Corporal punishment, which causes a student physical pain, was banned in 1986 [2].",
+            "physical pain",
+        ),
+        (
+            "Where is much of the work of the parliament done?",
+            "Much of the work of the parliament is done in committee.",
+            "committee",
+        ),
+        # a clause that only repeats the question hands over to the next one
+        ("What did the treaty establish?", "The treaty established, in 1957, a common market.", "1957"),
+        # a figure's thousands comma is not a clause's
+        ("When did the ice melt?", "The ice melted 22,000 years ago, in the north.", "22,000 years ago"),
+    ],
+)
+def test_the_words_that_answer_a_question(question, sentence, expected) -> None:
+    assert answering_words(question, sentence) == expected
+
+
+def test_a_lone_lower_case_word_is_no_answer() -> None:
+    # "made" says nothing: the caller keeps the whole sentence
+    assert answering_words("What did the committee do with the plan?", "The committee plan made.") is None
+    assert answering_words("What is a bridge?", "A bridge.") is None
