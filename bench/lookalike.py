@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eval.cached_index import cache_index  # noqa: E402
 from eval.datasets import load_and_index, page_qrels  # noqa: E402
 from eval.metrics import ranking_metrics  # noqa: E402
+from eval.pdfqa import result_rankings  # noqa: E402
 from rag.document_context import HEADER_SCHEME  # noqa: E402
 from rag.reranker import Reranker  # noqa: E402
 from rag.retrieval import Retriever  # noqa: E402
@@ -33,14 +34,12 @@ from rag.tables import TABLE_SCHEME  # noqa: E402
 METRICS = ["hit_rate@1", "hit_rate@5", "hit_rate@10", "mrr@10"]
 
 
-def score(retriever: Retriever, questions: list[dict], mode: str, collapse: bool) -> dict[str, float]:
+def score(
+    retriever: Retriever, questions: list[dict], mode: str, collapse: bool, own_chunk_only: bool = False
+) -> dict[str, float]:
     qrels = page_qrels(retriever.snapshot(), questions)
     found = retriever.search_batch([q["question"] for q in questions], k=10, mode=mode, collapse=collapse)
-    # a folded duplicate is shown on its twin ("also in"): it counts at its twin's rank
-    rankings = {
-        q["id"]: [c for r in hits for c in (r.chunk_id, *(s.chunk_id for s in r.also_in))]
-        for q, hits in zip(questions, found, strict=True)
-    }
+    rankings = result_rankings(questions, found, qrels, own_chunk_only)
     return ranking_metrics(qrels, rankings, METRICS)[0]
 
 
@@ -51,6 +50,8 @@ def main() -> None:
     parser.add_argument("--headers", nargs="+", default=["none", HEADER_SCHEME])
     parser.add_argument("--tables", nargs="+", default=[TABLE_SCHEME], help="table heading schemes")
     parser.add_argument("--reranker", help="a cross-encoder directory: adds rows with it over hybrid")
+    parser.add_argument("--own-chunk-only", action="store_true",
+                        help="a folded result is a hit by its own chunk only, not by its 'also in'")
     args = parser.parse_args()
     console = Console(width=160)
     reranker = Reranker(args.reranker) if args.reranker else None
@@ -68,7 +69,7 @@ def main() -> None:
                 if reranker is not None and mode == "hybrid":
                     levers += [(False, reranker), (True, reranker)]
                 for collapse, retriever.reranker in levers:
-                    figures = score(retriever, questions, mode, collapse)
+                    figures = score(retriever, questions, mode, collapse, args.own_chunk_only)
                     marks = ("on" if x else "-" for x in (route, collapse, retriever.reranker))
                     row = [scheme, tables, mode, *marks]
                     table.add_row(*row, *(f"{figures[m]:.4f}" for m in METRICS))

@@ -23,6 +23,7 @@ from eval.answer_metrics import (
 from eval.datasets import load_and_index, page_qrels
 from eval.metrics import ranking_metrics
 from eval.pdfqa import METRICS as RETRIEVAL_METRICS
+from eval.pdfqa import result_rankings
 from eval.report import index_settings
 from rag.answer import Answerer
 from rag.generation import Generator
@@ -85,9 +86,12 @@ def score_questions(
     """
     retriever = Retriever.from_settings(settings)
     snapshot = retriever.snapshot()
-    results = retriever.search_batch([q["question"] for q in questions], k=10, mode=settings.mode)
-    rankings = {q["id"]: [r.chunk_id for r in hits] for q, hits in zip(questions, results, strict=True)}
-    retrieval, per_query = ranking_metrics(page_qrels(snapshot, questions), rankings, RETRIEVAL_METRICS)
+    results = retriever.search_batch(
+        [q["question"] for q in questions], k=10, mode=settings.mode, collapse=settings.collapse_duplicates
+    )
+    qrels = page_qrels(snapshot, questions)
+    rankings = result_rankings(questions, results, qrels)
+    retrieval, per_query = ranking_metrics(qrels, rankings, RETRIEVAL_METRICS)
 
     answerer = Answerer.from_settings(retriever, generator, settings)
     rows, samples, started = [], [], time.perf_counter()

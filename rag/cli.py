@@ -284,8 +284,10 @@ EngineOpt = Annotated[
 
 
 def _also_in(result) -> str:
-    """The places a result's near-duplicate text also stands (another edition, say)."""
-    return f"  (also in {', '.join(s.label() for s in result.also_in)})" if result.also_in else ""
+    """The places a result's near-duplicate text also stands (another edition, say); its own
+    page's other chunks, folded into it too, add no place."""
+    places = list(dict.fromkeys(s.label() for s in result.also_in if s.label() != result.label()))
+    return f"  (also in {', '.join(places)})" if places else ""
 
 
 def _print_sources(answer) -> None:

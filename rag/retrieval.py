@@ -25,7 +25,7 @@ Mode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[Mode, ...] = get_args(Mode)
 RRF_K = 60  # the constant of Cormack et al. (2009); ranks past ~100 barely count
 CANDIDATES = 100  # per retriever before fusion
-DUPLICATE_SLACK = 10  # extra results fetched so that k remain once near-duplicates fold
+FOLD_SLACK = 3  # k x this many results fetched so that k remain once duplicates and pages fold
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,7 +137,7 @@ class Retriever:
         snap, embedder = self._current()
         if snap.n_chunks == 0 or not queries:
             return [[] for _ in queries]
-        wanted, k = k, (k + min(k, DUPLICATE_SLACK) if collapse else k)  # room for folded twins
+        wanted, k = k, (k * FOLD_SLACK if collapse else k)  # room for folded twins
         if self.reranker is not None:
             k = max(k, RERANK_DEPTH)
         allowed = None

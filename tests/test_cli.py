@@ -89,7 +89,8 @@ def test_demo_answers_with_citations_and_says_only_what_a_newcomer_needs(tmp_pat
     searched, asked = done.stdout.split("\nask: ")
     assert "ingested 2 new PDF(s)" in searched and re.search(r"^1\. \S+\.pdf pp?\.\d", searched, re.M)
     question, *answer = asked.splitlines()
-    sources = [re.match(r"  \[(\d+)\] \S+\.pdf pp?\.[\d-]+ ?(cited|matched|)$", line) for line in answer]
+    source_line = re.compile(r"  \[(\d+)\] \S+\.pdf pp?\.[\d-]+ ?(cited|matched|)(  \(also in .+\))?$")
+    sources = [source_line.match(line) for line in answer]
     numbers = [int(m[1]) for m in sources if m]
     assert question == "How does re-indexing stay safe when the process crashes?"
     assert any(m is None and line.strip() for line, m in zip(answer, sources, strict=True))  # the answer
