@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from rag.claims import closest_sentence, split_sentences, with_citation
+from rag.claims import CITATION, closest_sentence, split_sentences, with_citation
 
 Kind = Literal["number", "date", "name"]
 
@@ -53,7 +53,7 @@ ASKS: list[tuple[Kind, re.Pattern]] = [
     ("name", re.compile(rf"(?i:^\s*(what|which)\s+(?!({'|'.join(NOT_A_NOUN)})\b)\w+)")),
 ]
 TOKEN = re.compile(r"[$£€]?\d+(?:[.,:]\d+)*(?:%|s\b)?|\w+(?:[-'’.]\w+)*|[^\w\s]")
-CITATION = re.compile(r"\s*\[\d+(?:,\s*\d+)*\]")
+MARKER = re.compile(r"\s*" + CITATION.pattern)  # a citation with the space before it: cut off, kept apart
 NUMBER = re.compile(r"^[$£€]?\d+(?:[.,]\d+)*%?$")
 YEAR = re.compile(r"^(1[0-9]{3}|20[0-9]{2})s?$")
 NUMBER_WORDS = set(
@@ -108,8 +108,8 @@ def short_answer(question: str, text: str) -> str | None:
     if kind is None or not sentences:
         return None
     sentence = sentences[0]
-    citations = "".join(CITATION.findall(sentence))
-    tokens = TOKEN.findall(CITATION.sub("", sentence))
+    citations = "".join(m.group(0) for m in MARKER.finditer(sentence))
+    tokens = TOKEN.findall(MARKER.sub("", sentence))
     asked = {_stem(t) for t in TOKEN.findall(question)}
     spans = [s for s in _SPANS[kind](tokens) if not all(_stem(tokens[i]) in asked for i in s)]
     if not spans:
@@ -150,7 +150,7 @@ def answering_words(question: str, sentence: str) -> str | None:
     does not benefit the owner" -> "the owner" for "... does not benefit whom?"). None where that
     run is one lower-case word ("made"), which reads as no answer: the caller keeps the sentence."""
     asked = {_stem(w) for w in WORD.findall(question) if w.lower() not in FUNCTION_WORDS}
-    clauses = [c for c in CLAUSE_BREAK.split(CITATION.sub("", sentence).rstrip(". ")) if c.strip()]
+    clauses = [c for c in CLAUSE_BREAK.split(MARKER.sub("", sentence).rstrip(". ")) if c.strip()]
     if not clauses:
         return None
     words = [WORD.findall(c) for c in clauses]
