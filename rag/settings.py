@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     # and XQuAD within 0.005; an index keeps the scheme it was built with (RAG_DOC_HEADER=none: off)
     doc_header: HeaderScheme = Field(HEADER_SCHEME, description="a header in every chunk, or none")
     table_context: TableScheme = Field(TABLE_SCHEME, description="a table page's heading in its chunks")
-    collapse_duplicates: bool = Field(True, description="fold near-duplicate results into the best one")
+    collapse_duplicates: bool = Field(True, description="fold near-duplicates and a page's chunks into one")
     reranker: str | None = Field(None, description="cross-encoder (rag finetune-rerank) over the top 50")
     embed_batch_size: int = Field(32, ge=1)
     # parse and embed on a Ray cluster (rag.ray_ingest): "local" starts one on this machine
