@@ -70,7 +70,8 @@ def score(
 ) -> dict[str, float]:
     """Figures of one policy applied to the replies (all checked with the "mark" policy), in an
     answer style of rag.answer: "short", answered by the asked figure, date or name alone where
-    there is one (the source's, else the reply's); "extractive", else by the source sentence."""
+    there is one (the source's, else the reply's); "extractive", else by the source sentence's
+    answering words; "auto", extractive where the question is `quotable`, else the reply."""
     em = f1 = precision = 0.0
     unmarked = marked = dropped = replaced = with_number = numbers_cited = 0
     for answer, q in zip(answers, questions, strict=True):
@@ -95,9 +96,12 @@ def score(
             text = answer.text
         elif style != "generated":  # as the Answerer does: the sources' words before the reply's
             texts = [s.text for s in answer.sources]
-            extract = extract_from_sources if style == "extractive" else short_from_sources
-            quoted = extract(q["question"], texts, embed)
-            text = quoted or (kept is not None and short_answer(q["question"], text)) or text
+            if style == "short":
+                quoted = short_from_sources(q["question"], texts, embed)
+            else:
+                quoted = extract_from_sources(q["question"], texts, embed, quotable_only=style == "auto")
+            shortened = style != "auto" and kept is not None and short_answer(q["question"], text)
+            text = quoted or shortened or text
         citations = cite(text, answer.sources, extracted=extracted)
         em += best_over_references(exact_match, text, q["references"])
         f1 += best_over_references(token_f1, text, q["references"])
@@ -166,7 +170,7 @@ def main() -> None:
         for policy in ("none", *UNSUPPORTED_POLICIES):
             figures = score(answers, questions, policy, retriever.embedder.encode)
             rows.append({"grounded": grounded, "policy": policy, "s/answer": seconds, **figures})
-        for style in ("short", "extractive"):  # seconds: the generated answers'; these take less
+        for style in ("short", "extractive", "auto"):  # seconds: the generated answers'; these take less
             figures = score(answers, questions, "extract", retriever.embedder.encode, style)
             rows.append({"grounded": grounded, "policy": f"extract, {style}", "s/answer": seconds, **figures})
     table = Table(*rows[0], title=f"{args.data.name}: {len(questions)} questions")

@@ -110,8 +110,9 @@ class Settings(BaseSettings):
         UNSUPPORTED, description="a sentence stating a figure or name no source holds: mark, drop or extract"
     )
     answer_style: AnswerStyle = Field(
-        ANSWER_STYLE, description="generated sentences; short: a figure, date or name asked for alone; "
-        "extractive: short, else the best source sentence, with no generator"
+        ANSWER_STYLE, description="auto: extractive for a short question a source sentence answers, "
+        "else generated; generated sentences; short: a figure, date or name asked for alone; "
+        "extractive: short, else the best source sentence's answering words, with no generator"
     )
     # off by default since measured (bench/RESULTS.md): a grounded number passes the claim check
     # even when it is another figure of the sources, so fewer wrong answers get replaced

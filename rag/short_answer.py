@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from indexes.words import tokenize
 from rag.claims import CITATION, closest_sentence, split_sentences, with_citation
 
 Kind = Literal["number", "date", "name"]
@@ -78,6 +79,13 @@ NOT_NAMES = set(
 )
 WHERE = re.compile(r"(^|,\s*)where\b", re.I)
 WHY = re.compile(r"\bwhy\b", re.I)
+YES_NO = re.compile(
+    r"^\s*(is|are|was|were|do|does|did|has|have|had|can|could|will|would|should|may|might)\b", re.I
+)
+# set on XQuAD's dev spread and FinanceBench dev (bench/RESULTS.md, "One style by the question"):
+# a longer question carries conditions a sentence's words do not meet
+QUOTABLE_WORDS = 16
+QUOTABLE_SHARE = 0.3  # of the question's words (stemmed, as BM25's) the answering sentence repeats
 PLACE_LEADS = {"in", "at", "near", "from", "to", "into", "outside", "inside", "across", "through", "of"}
 STEM = re.compile(r"(ing|ed|es|s)$")
 WORD = re.compile(r"\w+(?:[-'’.,]\w+)*%?")
@@ -184,17 +192,32 @@ def answering_words(question: str, sentence: str) -> str | None:
     return " ".join(kept)
 
 
-def extract_from_sources(question: str, sources: list[str], embed) -> str | None:
+def quotable(question: str, sentence: str) -> bool:
+    """Whether `question` is one a source sentence answers in its own words and `sentence` reads
+    as that one: a short question that asks what, who, when or how many (not yes or no, not a
+    request that carries its conditions, "... based on the cash flow statement, ..."), and a
+    sentence that repeats at least QUOTABLE_SHARE of its words, as a sentence stating the answer
+    does. The other questions ask for a judgement or a sum a sentence does not state: there the
+    generator answers (bench/RESULTS.md, "One style by the question")."""
+    if YES_NO.match(question) or len(question.split()) > QUOTABLE_WORDS:
+        return False
+    asked, said = (set(words) for words in tokenize([question, sentence]))
+    return len(asked & said) >= QUOTABLE_SHARE * max(1, len(asked))
+
+
+def extract_from_sources(question: str, sources: list[str], embed, quotable_only: bool = False) -> str | None:
     """The extractive answer, cited: the asked figure, date or name where the question asks for
     one and the closest sentence states it (`short_from_sources`), else the words of the sentence
     closest to the question that answer it (`answering_words`), else (and for a "why") that whole
-    sentence. None
-    where no source has a sentence."""
-    quoted = short_from_sources(question, sources, embed)
-    if quoted is not None:
-        return quoted
+    sentence. None where no source has a sentence, or, with `quotable_only`, where the question
+    and that sentence are not `quotable`."""
+    if asked_kind(question) is not None:
+        best = closest_sentence(sources, question, embed, lambda s: short_answer(question, s) is not None)
+        span = None if best is None else short_answer(question, with_citation(best[1], best[0], final="."))
+        if span is not None:
+            return span if not quotable_only or quotable(question, best[1]) else None
     best = closest_sentence(sources, question, embed)
-    if best is None:
+    if best is None or (quotable_only and not quotable(question, best[1])):
         return None
     # a reason is told by its sentence, not by the words left over from the question
     words = None if WHY.search(question) else answering_words(question, best[1])

@@ -144,7 +144,10 @@ class Scripted:
 def test_unsupported_policies(policy, reports, settings, embedder) -> None:
     ingest([reports], settings, progress=False, embedder=embedder)
     invented = "Acme's revenue in 2021 was 9.9 billion dollars [1]."
-    answerer = Answerer(Retriever(settings.index, embedder), Scripted(invented), unsupported=policy)
+    # the generated style: the claim check of a generator's reply (auto would quote this question)
+    answerer = Answerer(
+        Retriever(settings.index, embedder), Scripted(invented), unsupported=policy, answer_style="generated"
+    )
     answer = answerer.answer("What was Acme's revenue in 2021?")
     assert covers(answer.sources[0], "acme_2021.pdf", 2)
     assert [c.to_dict()["unsupported"] for c in answer.claims] == [["9.9"]]
@@ -165,9 +168,10 @@ def test_supported_sentences_stay_under_every_policy(reports, settings, embedder
     ingest([reports], settings, progress=False, embedder=embedder)
     reply = "Acme's revenue in 2021 was 4.2 billion dollars [1]. It grew 95 percent in 2021 [1]."
     for policy in ("drop", "extract"):
-        answer = Answerer(Retriever(settings.index, embedder), Scripted(reply), unsupported=policy).answer(
-            "What was Acme's revenue in 2021?"
+        answerer = Answerer(
+            Retriever(settings.index, embedder), Scripted(reply), unsupported=policy, answer_style="generated"
         )
+        answer = answerer.answer("What was Acme's revenue in 2021?")
         # kept, citing the source that holds its figure (the scripted [1], or the one it moves to)
         kept = re.match(r"Acme's revenue in 2021 was 4\.2 billion dollars \[(\d)\]\.", answer.text)
         assert kept and "4.2 billion" in answer.sources[int(kept.group(1)) - 1].text, answer.text

@@ -58,16 +58,19 @@ def test_qlora_steps_lower_the_loss_and_serve(adapter, tmp_path: Path) -> None:
     assert sum(losses[-3:]) / 3 < 0.6 * sum(losses[:3]) / 3, losses
     assert (out / "adapter_config.json").is_file()
 
-    # "mark": the model's own words, not source sentences put in place of unsupported ones
-    tuned = Answerer(Retriever(settings.index), TransformersGenerator(adapter=str(out)), unsupported="mark")
+    # "mark" and "generated": the model's own words, not source sentences put in place of
+    # unsupported ones nor quoted in place of generating
+    options = {"unsupported": "mark", "answer_style": "generated"}
+    tuned = Answerer(Retriever(settings.index), TransformersGenerator(adapter=str(out)), **options)
     expected = tuned.answer(QUESTION)
-    base = Answerer(Retriever(settings.index), TransformersGenerator(), unsupported="mark").answer(QUESTION)
+    base = Answerer(Retriever(settings.index), TransformersGenerator(), **options).answer(QUESTION)
     assert expected.text != base.text  # the adapter changes what the model writes
 
     port = free_port()
     env = {
         **os.environ, "RAG_INDEX": str(settings.index), "RAG_SESSIONS": str(tmp_path / "s.sqlite"),
         "RAG_UNSUPPORTED": "mark",
+        "RAG_ANSWER_STYLE": "generated",
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--adapter", str(out)],
@@ -214,6 +217,7 @@ def test_vllm_serves_the_adapter_through_rag_serve(adapter, tmp_path: Path) -> N
         "RAG_SESSIONS": str(tmp_path / "s.sqlite"),
         "RAG_VLLM_PYTHON": str(VLLM_PYTHON),
         "RAG_API_KEYS": "",
+        "RAG_ANSWER_STYLE": "generated",  # what the adapter writes is checked, not the sources' words
     }
     command = [sys.executable, "-m", "rag.cli", "serve", "--engine", "vllm", "--adapter", str(out)]
     log = tmp_path / "vllm.log"

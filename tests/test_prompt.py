@@ -128,7 +128,9 @@ def test_an_injected_instruction_in_a_pdf_is_answered_as_data(
     ])
     ingest([folder], settings, progress=False, embedder=embedder)
     model = Recording(generator)
-    answer = Answerer(Retriever(settings.index, embedder), model).answer("When is the Zorblat festival?")
+    # generated: the prompt the generator gets is checked (auto would quote the source)
+    answerer = Answerer(Retriever(settings.index, embedder), model, answer_style="generated")
+    answer = answerer.answer("When is the Zorblat festival?")
     user = model.prompts[0][-1]["content"]
     fences = FENCED.findall(user)
     assert answer.sources and len(fences) == len(answer.sources) == user.count("</source>")

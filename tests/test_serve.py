@@ -94,7 +94,9 @@ def test_chat_completion_cites_document_and_page(loaded) -> None:
     citations = reply.model_extra["citations"]
     assert any(covers(c, "acme_2021.pdf", 2) for c in citations), (text, citations)
     assert "Sources:" in text and "acme_2021.pdf p" in text and reply.choices[0].finish_reason == "stop"
-    # the claim check's verdict per generated sentence; under the default policy (extract) no
+    # the default style (auto) answers a short question a source sentence states in its words
+    assert all(c["extracted"] for c in citations) and "4.2 billion" in text, (text, citations)
+    # the claim check's verdict per sentence, quoted or generated; under the default policy (extract) no
     # unsupported one is shown, and each citation carries the verdict of the sentences shown
     claims = reply.model_extra["claims"]
     assert claims and all(set(c) == {"sentence", "supported", "unsupported", "cites"} for c in claims)

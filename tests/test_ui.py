@@ -60,6 +60,8 @@ def server(tmp_path_factory):
         "RAG_SESSIONS": str(root / "sessions.sqlite"),
         "RAG_RUNS_DIR": str(root / "runs"),
         "RAG_MAX_TOKENS": "64",
+        # the generator's tokens streaming onto the page are checked; auto would quote a source
+        "RAG_ANSWER_STYLE": "generated",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "rag.cli", "serve", "--index", str(root / "index"), "--port", str(port)],
