@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import get_args
 
 import httpx
 import numpy as np
@@ -29,6 +30,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rag.answer import ANSWER_STYLE, AnswerStyle  # noqa: E402
 from rag.demo import demo_sources, render_pdf  # noqa: E402
 
 QUESTIONS = [
@@ -47,9 +49,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(engine: str, index: Path, sessions: Path) -> tuple[subprocess.Popen, str]:
+def start(engine: str, index: Path, sessions: Path, answer_style: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "RAG_INDEX": str(index), "RAG_SESSIONS": str(sessions), "RAG_API_KEYS": ""}
+    env = {**os.environ, "RAG_INDEX": str(index), "RAG_SESSIONS": str(sessions), "RAG_API_KEYS": "",
+           "RAG_ANSWER_STYLE": answer_style}
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "rag"), "serve", "--port", str(port), "--engine", engine],
         env=env,
@@ -76,7 +79,7 @@ def start(engine: str, index: Path, sessions: Path) -> tuple[subprocess.Popen, s
 def load(url: str, path: str, body_of, clients: int, requests: int) -> dict:
     """`requests` requests spread over `clients` threads; latency per request, throughput overall."""
     latencies: list[float] = []
-    failures = [0]
+    failures, quoted = [0], [0]
     lock = threading.Lock()
     counter = iter(range(requests))
 
@@ -93,6 +96,7 @@ def load(url: str, path: str, body_of, clients: int, requests: int) -> dict:
                 with lock:
                     latencies.append(elapsed)
                     failures[0] += response.status_code != 200
+                    quoted[0] += response.status_code == 200 and was_quoted(response.json())
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     start = time.perf_counter()
@@ -107,7 +111,15 @@ def load(url: str, path: str, body_of, clients: int, requests: int) -> dict:
         "p50": float(np.percentile(ms, 50)),
         "p99": float(np.percentile(ms, 99)),
         "failed": failures[0],
+        "quoted": quoted[0],
     }
+
+
+def was_quoted(reply: dict) -> bool:
+    """A chat reply whose every citation is the sources' own words: quoted without generating,
+    or a generated reply the claim check replaced by a source sentence."""
+    citations = reply.get("citations") or []
+    return bool(citations) and all(c.get("extracted") for c in citations)
 
 
 def tokens_per_second(url: str, max_tokens: int = 64, runs: int = 3) -> float:
@@ -123,7 +135,7 @@ def tokens_per_second(url: str, max_tokens: int = 64, runs: int = 3) -> float:
         ):
             if chunk.choices and chunk.choices[0].delta.content:
                 stamps.append(time.perf_counter())
-        if len(stamps) > 2:
+        if len(stamps) > 2:  # a quoted answer comes as one piece: no tokens to time
             rates.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
     return statistics.median(rates) if rates else float("nan")
 
@@ -133,6 +145,8 @@ def main() -> None:
     parser.add_argument("--engines", default="transformers,vllm")
     parser.add_argument("--requests", type=int, default=32, help="chat requests per concurrency level")
     parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--answer-style", default=ANSWER_STYLE, choices=get_args(AnswerStyle),
+                        help="RAG_ANSWER_STYLE of the servers; generated: the generator on every request")
     args = parser.parse_args()
     console = Console(width=160)  # tables stay readable when the output goes to a file
     from rag.ingest import ingest
@@ -148,7 +162,7 @@ def main() -> None:
     results: dict[str, dict] = {}
     for engine in args.engines.split(","):
         console.print(f"starting rag serve --engine {engine} ...")
-        process, url = start(engine, work / "index", work / f"sessions-{engine}.sqlite")
+        process, url = start(engine, work / "index", work / f"sessions-{engine}.sqlite", args.answer_style)
         try:
 
             def chat_body(i: int) -> dict:
@@ -178,7 +192,8 @@ def main() -> None:
         "endpoint",
         "clients",
         *[f"{e} {m}" for e in engines for m in ("req/s", "p50 ms", "p99 ms")],
-        title=f"rag serve, ragstack docs index, chat answers <= {args.max_tokens} tokens",
+        title=f"rag serve, ragstack docs index, chat answers <= {args.max_tokens} tokens, "
+        f"answer style {args.answer_style}",
     )
     for endpoint in ("search", "chat"):
         for clients in (1, 4, 16):
@@ -188,6 +203,8 @@ def main() -> None:
                 cells += [f"{r['rps']:.2f}", f"{r['p50']:.0f}", f"{r['p99']:.0f}"] if r else ["-"] * 3
                 if r and r["failed"]:
                     cells[-1] += f" ({r['failed']} failed)"
+                if r and endpoint == "chat" and r["quoted"]:
+                    cells[-3] += f" ({r['quoted']} in sources' words)"
             table.add_row(
                 f"/v1/{'search' if endpoint == 'search' else 'chat/completions'}", str(clients), *cells
             )
