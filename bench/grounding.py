@@ -148,7 +148,8 @@ def main() -> None:
     parser.add_argument("--rescore", type=Path, help="score the replies an earlier --out saved, not new ones")
     parser.add_argument("--plain-only", action="store_true", help="answer without grounded decoding only")
     args = parser.parse_args()
-    settings = load_settings(unsupported="mark")
+    # the generator's replies, checked and styled by each policy and style in `score`
+    settings = load_settings(unsupported="mark", answer_style="generated")
     settings.index = args.index or cache_index("qa", args.pdfs or args.data, settings)
     questions, _ = load_and_index(args.data, args.pdfs, settings)
     questions = spread(questions, args.limit, args.offset)
