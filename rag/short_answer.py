@@ -21,6 +21,7 @@ from typing import Literal
 
 from indexes.words import tokenize
 from rag.claims import CITATION, closest_sentence, split_sentences, with_citation
+from rag.language import language_of
 
 Kind = Literal["number", "date", "name"]
 
@@ -198,8 +199,10 @@ def quotable(question: str, sentence: str) -> bool:
     request that carries its conditions, "... based on the cash flow statement, ..."), and a
     sentence that repeats at least QUOTABLE_SHARE of its words, as a sentence stating the answer
     does. The other questions ask for a judgement or a sum a sentence does not state: there the
-    generator answers (bench/RESULTS.md, "One style by the question")."""
-    if YES_NO.match(question) or len(question.split()) > QUOTABLE_WORDS:
+    generator answers (bench/RESULTS.md, "One style by the question"). The rules read English
+    (question words, function words, words between spaces): a question in another language is
+    generated."""
+    if language_of(question) != "en" or YES_NO.match(question) or len(question.split()) > QUOTABLE_WORDS:
         return False
     asked, said = (set(words) for words in tokenize([question, sentence]))
     return len(asked & said) >= QUOTABLE_SHARE * max(1, len(asked))

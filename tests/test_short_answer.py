@@ -179,6 +179,8 @@ def test_a_lone_lower_case_word_is_no_answer() -> None:
         ("Who designed the bridge across the strait for the city?", "Joseph Strauss was an engineer.", False),
         # yes or no: a judgement, not a sentence's words
         ("Did the defense give up 308 points?", DEFENSE, False),
+        # the rules read English: a question in another language is generated
+        ("谁设计了这座桥？", "这座桥由约瑟夫·施特劳斯设计。", False),
         # a request that carries its conditions
         (
             "Using the league's own figures, how many points did the defense give up over the season, "
