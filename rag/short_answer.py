@@ -214,6 +214,7 @@ def extract_from_sources(question: str, sources: list[str], embed, quotable_only
     closest to the question that answer it (`answering_words`), else (and for a "why") that whole
     sentence. None where no source has a sentence, or, with `quotable_only`, where the question
     and that sentence are not `quotable`."""
+    embed = _remembering(embed)  # a typed question without its span looks at the same sentences again
     if asked_kind(question) is not None:
         best = closest_sentence(sources, question, embed, lambda s: short_answer(question, s) is not None)
         span = None if best is None else short_answer(question, with_citation(best[1], best[0], final="."))
@@ -225,6 +226,19 @@ def extract_from_sources(question: str, sources: list[str], embed, quotable_only
     # a reason is told by its sentence, not by the words left over from the question
     words = None if WHY.search(question) else answering_words(question, best[1])
     return with_citation(words or best[1], best[0], final=".")
+
+
+def _remembering(embed):
+    """`embed` that computes each list of texts once."""
+    seen: dict[tuple[str, ...], object] = {}
+
+    def encode(texts: list[str]):
+        key = tuple(texts)
+        if key not in seen:
+            seen[key] = embed(texts)
+        return seen[key]
+
+    return encode
 
 
 def _number_spans(tokens: list[str]) -> list[list[int]]:

@@ -10,7 +10,7 @@ from rag.answer import Answerer
 from rag.ingest import ingest
 from rag.retrieval import Retriever
 from rag.settings import load_settings
-from rag.short_answer import answering_words, asked_kind, quotable, short_answer
+from rag.short_answer import answering_words, asked_kind, extract_from_sources, quotable, short_answer
 
 
 def test_the_kind_a_question_asks_for() -> None:
@@ -162,6 +162,20 @@ def test_a_relative_who_asks_for_no_name() -> None:
 )
 def test_the_words_that_answer_a_question(question, sentence, expected) -> None:
     assert answering_words(question, sentence) == expected
+
+
+def test_the_sources_sentences_are_embedded_once(embedder) -> None:
+    calls: list[list[str]] = []
+
+    def embed(texts: list[str]):
+        calls.append(list(texts))
+        return embedder.encode(texts)
+
+    # asks for a figure the sentences do not state: the span is looked for, then the words
+    sources = ["The defense gave up few points that season.", "The team played in Denver most weeks."]
+    answer = extract_from_sources("How many points did the defense give up?", sources, embed)
+    # the sentences and the question, once each, though the closest sentence was chosen twice
+    assert answer.endswith("[1].") and len(calls) == len({tuple(c) for c in calls}) == 2, calls
 
 
 def test_a_lone_lower_case_word_is_no_answer() -> None:
