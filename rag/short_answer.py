@@ -145,11 +145,18 @@ def short_from_sources(question: str, sources: list[str], embed) -> str | None:
     """The asked figure, date or name read from the source sentence closest to the question,
     cited ("308 [2]."): the sources' own words, with no generator to misquote them. None where
     the question asks for no figure or name, or that sentence states none."""
+    return _short_and_its_sentence(question, sources, embed)[0]
+
+
+def _short_and_its_sentence(question: str, sources: list[str], embed) -> tuple[str | None, str | None]:
+    """`short_from_sources`'s answer and the source sentence it was read from."""
     if asked_kind(question) is None:
-        return None
+        return None, None
     # a sentence that states a figure (or date, or name) of the kind asked is likelier the answer
     best = closest_sentence(sources, question, embed, lambda s: short_answer(question, s) is not None)
-    return None if best is None else short_answer(question, with_citation(best[1], best[0], final="."))
+    if best is None:
+        return None, None
+    return short_answer(question, with_citation(best[1], best[0], final=".")), best[1]
 
 
 def answering_words(question: str, sentence: str) -> str | None:
@@ -215,11 +222,9 @@ def extract_from_sources(question: str, sources: list[str], embed, quotable_only
     sentence. None where no source has a sentence, or, with `quotable_only`, where the question
     and that sentence are not `quotable`."""
     embed = _remembering(embed)  # a typed question without its span looks at the same sentences again
-    if asked_kind(question) is not None:
-        best = closest_sentence(sources, question, embed, lambda s: short_answer(question, s) is not None)
-        span = None if best is None else short_answer(question, with_citation(best[1], best[0], final="."))
-        if span is not None:
-            return span if not quotable_only or quotable(question, best[1]) else None
+    span, sentence = _short_and_its_sentence(question, sources, embed)
+    if span is not None:
+        return span if not quotable_only or quotable(question, sentence) else None
     best = closest_sentence(sources, question, embed)
     if best is None or (quotable_only and not quotable(question, best[1])):
         return None
