@@ -50,7 +50,7 @@ from rag.language import NOT_FOUND as NOT_FOUND_IN
 from rag.language import answer_in, not_found, sources_heading
 from rag.prompt_budget import PER_MESSAGE, fit_prompt, prompt_budget, token_counter
 from rag.retrieval import Mode, Retriever, SearchResult
-from rag.short_answer import extract_from_sources, short_answer, short_from_sources
+from rag.short_answer import extract_from_sources, remembering, short_answer, short_from_sources
 
 # all-MiniLM-L6-v2 cosine: unrelated text scores ~0.0-0.2 against a chunk, a question about it 0.35+
 MIN_SIMILARITY = 0.25
@@ -348,11 +348,12 @@ class Answerer:
             [s for s in hits if s.similarity is None or s.similarity >= self.min_similarity] for hits in found
         ]
         answers: list[Answer | None] = [None] * len(questions)
+        embeds = [self.embed_once() for _ in questions]
         for i, s in enumerate(sources):
             if not s:
                 answers[i] = Answer(questions[i], questions[i], not_found(questions[i]), found=False)
             else:
-                answers[i] = self._quoted(questions[i], questions[i], s)
+                answers[i] = self._quoted(questions[i], questions[i], s, embeds[i])
         todo = [i for i, a in enumerate(answers) if a is None]
         batched = getattr(self.generator, "generate_batch", None)
         for start in range(0, len(todo), batch_size):
@@ -372,7 +373,7 @@ class Answerer:
                     for m, g in zip(prompts, grounding, strict=True)
                 ]
             for i, reply in zip(group, replies, strict=True):
-                answers[i] = self._checked(questions[i], questions[i], reply, sources[i])
+                answers[i] = self._checked(questions[i], questions[i], reply, sources[i], embeds[i])
         return answers  # type: ignore[return-value]
 
     def _grounded(self, grounding) -> dict:
@@ -380,13 +381,19 @@ class Answerer:
         one); nothing for the others, which the claim check alone keeps honest."""
         return {"grounding": grounding} if getattr(self.generator, "grounded", False) else {}
 
-    def _quoted(self, question: str, query: str, sources: list[SearchResult]) -> Answer | None:
+    def embed_once(self):
+        """The query embedder, remembering what it embedded: one per question, so that the
+        sentences auto judged before generating are not embedded again when the claim check's
+        extract policy chooses among the same sentences after."""
+        return remembering(self.retriever.embedder.encode)
+
+    def _quoted(self, question: str, query: str, sources: list[SearchResult], embed) -> Answer | None:
         """The answer the sources' own words give without a generator, where the answer style
         asks for one: the figure, date or name asked for as the closest source sentence states
         it; extractive, else that sentence itself. None: the generator answers."""
         if self.answer_style == "generated":
             return None
-        texts, embed = [s.text for s in sources], self.retriever.embedder.encode
+        texts = [s.text for s in sources]
         if self.answer_style in ("extractive", "auto"):
             text = extract_from_sources(query, texts, embed, quotable_only=self.answer_style == "auto")
         else:
@@ -400,8 +407,7 @@ class Answerer:
         return Answer(question, query, text, cite(text, sources, extracted=quoted, claims=claims), sources,
                       claims=claims)
 
-    def _checked(self, question: str, query: str, reply: str, sources: list[SearchResult]) -> Answer:
-        embed = self.retriever.embedder.encode
+    def _checked(self, question: str, query: str, reply: str, sources: list[SearchResult], embed) -> Answer:
         text, citations, invalid = check_citations(without_lead_in(clean(reply)), sources, embed)
         attributed = {c.n for c in citations if c.attributed}
         asked = question if question == query else f"{question}\n{query}"
@@ -460,7 +466,8 @@ class AnswerStream:
             self.answer = Answer(self.question, self.query, refusal, found=False)
             yield refusal
             return
-        self.answer = self.answerer._quoted(self.question, self.query, sources)
+        embed = self.answerer.embed_once()
+        self.answer = self.answerer._quoted(self.question, self.query, sources, embed)
         if self.answer is not None:
             yield self.answer.text
             return
@@ -472,4 +479,4 @@ class AnswerStream:
         for piece in self.answerer.generator.stream(messages, self.max_tokens, self.temperature, **grounding):
             raw.append(piece)
             yield piece
-        self.answer = self.answerer._checked(self.question, self.query, "".join(raw), sources)
+        self.answer = self.answerer._checked(self.question, self.query, "".join(raw), sources, embed)

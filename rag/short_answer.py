@@ -221,7 +221,7 @@ def extract_from_sources(question: str, sources: list[str], embed, quotable_only
     closest to the question that answer it (`answering_words`), else (and for a "why") that whole
     sentence. None where no source has a sentence, or, with `quotable_only`, where the question
     and that sentence are not `quotable`."""
-    embed = _remembering(embed)  # a typed question without its span looks at the same sentences again
+    embed = remembering(embed)  # a typed question without its span looks at the same sentences again
     span, sentence = _short_and_its_sentence(question, sources, embed)
     if span is not None:
         return span if not quotable_only or quotable(question, sentence) else None
@@ -233,8 +233,10 @@ def extract_from_sources(question: str, sources: list[str], embed, quotable_only
     return with_citation(words or best[1], best[0], final=".")
 
 
-def _remembering(embed):
-    """`embed` that computes each list of texts once."""
+def remembering(embed):
+    """`embed` that computes each list of texts once (a wrapper already remembering is kept)."""
+    if getattr(embed, "remembers", False):
+        return embed
     seen: dict[tuple[str, ...], object] = {}
 
     def encode(texts: list[str]):
@@ -243,6 +245,7 @@ def _remembering(embed):
             seen[key] = embed(texts)
         return seen[key]
 
+    encode.remembers = True  # type: ignore[attr-defined]
     return encode
 
 

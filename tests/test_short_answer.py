@@ -206,3 +206,26 @@ def test_a_lone_lower_case_word_is_no_answer() -> None:
 )
 def test_a_quotable_question_is_short_and_its_sentence_repeats_it(question, sentence, expected) -> None:
     assert quotable(question, sentence) is expected
+
+
+def test_auto_embeds_the_sources_sentences_once_when_it_generates(reports, settings, embedder) -> None:
+    ingest([reports], settings, progress=False, embedder=embedder)
+    retriever = Retriever(settings.index, embedder)
+    calls: list[tuple[str, ...]] = []
+    encode = retriever.embedder.encode
+
+    def counting(texts: list[str], **options):
+        calls.append(tuple(texts))
+        return encode(texts, **options)
+
+    retriever.embedder.encode = counting
+    # a yes-or-no question is generated; the reply's figure is in no source, so the extract
+    # policy puts the sentence closest to the question in its place: the sentences auto
+    # judged before generating
+    generator = Scripted("Yes, Acme spent 999 million dollars on it [1].")
+    answerer = Answerer(retriever, generator, answer_style="auto", unsupported="extract")
+    answer = answerer.answer("Did Acme's capital expenditure rise in 2021?")
+    assert generator.calls == 1 and "999" not in answer.text and answer.text.endswith("[1].")
+    assert any(c.extracted for c in answer.citations)
+    repeated = [texts for texts in set(calls) if calls.count(texts) > 1 and len(texts) > 1]
+    assert not repeated, repeated
