@@ -76,7 +76,11 @@ NAME_JOINERS = {"de", "da", "del", "der", "van", "von", "al", "bin", "ibn", "of"
 NOT_NAMES = set(
     "the a an in on at of for to by with from as after before during since when while this that these "
     "those it its he she they his her their there here however also additionally although but and or "
-    "in some many most one two both each after later today during".split()
+    "in some many most one two both each after later today during "
+    # words that open a sentence of instructions or reasoning ("Suppose ...", "Then ...")
+    "if then other others suppose thus hence so such now where what which every all any either neither "
+    "only even yet still instead otherwise therefore finally first next similarly moreover furthermore "
+    "indeed again because unless whether once given see let note".split()
 )
 WHERE = re.compile(r"(^|,\s*)where\b", re.I)
 WHY = re.compile(r"\bwhy\b", re.I)
@@ -90,6 +94,7 @@ QUOTABLE_SHARE = 0.3  # of the question's words (stemmed, as BM25's) the answeri
 PLACE_LEADS = {"in", "at", "near", "from", "to", "into", "outside", "inside", "across", "through", "of"}
 STEM = re.compile(r"(ing|ed|es|s)$")
 WORD = re.compile(r"\w+(?:[-'’.,]\w+)*%?")
+CODE = re.compile(r"[<>={}\\|`~^]|\w[$*(\[]\S|%[*/%]|%\w+%")  # a sentence quoting code or a formula
 CLAUSE_BREAK = re.compile(r"\s*(?:[;:()]|,(?=\s))\s*|\s+[–—-]\s+")  # not the comma of 22,000
 # words that say nothing of what is asked: a clause's run of new words does not begin or end
 # with one, and a run of only these is no answer
@@ -165,6 +170,8 @@ def answering_words(question: str, sentence: str) -> str | None:
     words none of which the question has ("Constructing a project that fails to adhere to codes
     does not benefit the owner" -> "the owner" for "... does not benefit whom?"). None where that
     run is one lower-case word ("made"), which reads as no answer: the caller keeps the sentence."""
+    if CODE.search(sentence):  # words alone cannot quote "%*%" or "q()": the sentence is kept
+        return None
     asked = {_stem(w) for w in WORD.findall(question) if w.lower() not in FUNCTION_WORDS}
     clauses = [c for c in CLAUSE_BREAK.split(MARKER.sub("", sentence).rstrip(". ")) if c.strip()]
     if not clauses:

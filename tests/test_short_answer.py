@@ -164,6 +164,33 @@ def test_the_words_that_answer_a_question(question, sentence, expected) -> None:
     assert answering_words(question, sentence) == expected
 
 
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The operator %*% is used for matrix multiplication.",
+        "To quit the program the command is q().",
+        "The components are available as lentils$u and lentils$v.",
+        "An assignment such as ans <- lsfit(X, y) gives the results of a least squares fit.",
+    ],
+)
+def test_a_sentence_quoting_code_is_kept_whole(sentence) -> None:
+    # words alone drop "%*%" and "()" and leave "used" or "command is q": no answer
+    assert answering_words("Which operator does matrix multiplication?", sentence) is None
+
+
+def test_a_sentences_opening_word_is_no_name() -> None:
+    # a manual's "Suppose ..." or "Then ..." is capitalised for opening its sentence
+    means = "Suppose we want the means of each group."
+    assert short_answer("Which function computes the means?", means) is None
+    assert short_answer("Which file is read next?", "Then the same file is read again.") is None
+    # a name that opens its sentence is still a name
+    partnered = "Tesla partnered with two businessmen."
+    assert short_answer("Who partnered with two businessmen?", partnered) == "Tesla."
+    # a percentage or an amount is no code
+    accepted = "The college accepted 5.3% of applicants."
+    assert answering_words("What share did the college accept?", accepted) == "5.3% of applicants"
+
+
 def test_the_sources_sentences_are_embedded_once(embedder) -> None:
     calls: list[list[str]] = []
 
