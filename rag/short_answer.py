@@ -76,8 +76,11 @@ NAME_JOINERS = {"de", "da", "del", "der", "van", "von", "al", "bin", "ibn", "of"
 NOT_NAMES = set(
     "the a an in on at of for to by with from as after before during since when while this that these "
     "those it its he she they his her their there here however also additionally although but and or "
-    "in some many most one two both each after later today during "
-    # words that open a sentence of instructions or reasoning ("Suppose ...", "Then ...")
+    "in some many most one two both each after later today during".split()
+)
+# words capitalised for opening a sentence of instructions or reasoning ("Suppose ...", "Then ..."):
+# no name there, though inside a name they are ("First National Bank")
+SENTENCE_OPENERS = set(
     "if then other others suppose thus hence so such now where what which every all any either neither "
     "only even yet still instead otherwise therefore finally first next similarly moreover furthermore "
     "indeed again because unless whether once given see let note".split()
@@ -330,9 +333,14 @@ def _name_spans(tokens: list[str]) -> list[list[int]]:
     if current:
         spans.append(current)
     # "The", "In" or "However" begin a sentence or a title; they are not the name
+    # the sentence's first word, after a section number ("5.1.4 Other add-on packages ...")
+    first_word = next((i for i, t in enumerate(tokens) if t[:1].isalpha()), -1)
     names = []
     for span in spans:
-        while span and tokens[span[0]].lower() in NOT_NAMES:
+        while span and (
+            tokens[span[0]].lower() in NOT_NAMES
+            or (span[0] == first_word and tokens[first_word].lower() in SENTENCE_OPENERS)
+        ):
             span = span[1:]
         if span and not (span == [0] and tokens[0].lower().endswith("ly")) and len(tokens[span[-1]]) > 1:
             names.append(span)  # not "O" of "O 2", nor "T" of "T cell"

@@ -183,9 +183,15 @@ def test_a_sentences_opening_word_is_no_name() -> None:
     means = "Suppose we want the means of each group."
     assert short_answer("Which function computes the means?", means) is None
     assert short_answer("Which file is read next?", "Then the same file is read again.") is None
+    # after a section number too
+    packages = "5.1.4 Other add-on packages Many more packages are available from CRAN."
+    assert short_answer("Where do the packages come from?", packages) == "CRAN."
     # a name that opens its sentence is still a name
     partnered = "Tesla partnered with two businessmen."
     assert short_answer("Who partnered with two businessmen?", partnered) == "Tesla."
+    # and inside a name those words are the name's
+    lent = "The loan came from the First National Bank."
+    assert short_answer("Which bank lent the money?", lent) == "First National Bank."
     # a percentage or an amount is no code
     accepted = "The college accepted 5.3% of applicants."
     assert answering_words("What share did the college accept?", accepted) == "5.3% of applicants"
